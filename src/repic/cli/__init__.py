@@ -1,0 +1,51 @@
+"""The ``repic`` command: thin subcommands over the library.
+
+Each subcommand group lives in its own module (``db_cmd``, ``data_cmd``, ``eval_cmd``, ``models_cmd``) and only
+parses arguments, calls the library and prints. User errors (``RepicError``) are printed as one red
+message and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from ..errors import RepicError
+from . import data_cmd, db_cmd, eval_cmd, models_cmd
+
+app = typer.Typer(
+    name="repic",
+    help="Personalized image captioning for multi-modal LLMs with RePIC verifiable-reward RL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(models_cmd.app, name="models")
+app.command("eval")(eval_cmd.eval_command)
+
+_err = Console(stderr=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning ``RepicError`` into a clear message and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except RepicError as exc:
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        _err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
