@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from repic.cli import main
-
 
 @dataclass
 class CliResult:
@@ -19,6 +17,8 @@ class CliResult:
 @pytest.fixture
 def run_cli(capsys):
     """Run ``repic ARGS...`` in-process through the real entry point; return exit code and output."""
+
+    from repic.cli import main  # imported here so library tests do not depend on every CLI module
 
     def run(*args: str) -> CliResult:
         code = 0
