@@ -61,3 +61,12 @@ def test_failed_atomic_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeyp
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db.json"]
+
+
+def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "out.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
