@@ -31,21 +31,13 @@ _err = Console(stderr=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning ``RepicError`` into a clear message and exit code 2."""
-    try:
-        app(args=argv, standalone_mode=False)
-    except RepicError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except typer.Abort:
-        _err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
+    """Console entry point: run the app, turning ``RepicError`` into a clear message and exit code 2.
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    Typer/click run in standalone mode, so usage errors print click's own message (exit 2) and
+    ``typer.Exit(code)`` sets the exit status; only the project's own errors are handled here.
+    """
+    try:
+        app(args=argv, prog_name="repic")
+    except RepicError as exc:
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
