@@ -14,6 +14,7 @@ from .load import (
     describe_trainable,
     inspect_model,
     load_policy,
+    prepare_policy,
     resolve_dtype,
     vision_module_names,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "describe_trainable",
     "inspect_model",
     "load_policy",
+    "prepare_policy",
     "resolve_dtype",
     "train_tiny_tokenizer",
     "vision_module_names",

@@ -178,6 +178,47 @@ def load_policy(
         ) from exc
     _prepare_processor(processor, location, pixel_kwargs)
 
+    vision = vision_module_names(policy)  # before any PEFT wrapping prefixes the module names
+    policy, mode, lora_targets = prepare_policy(
+        policy,
+        lora=lora,
+        freeze_vision=freeze_vision,
+        full_finetune=full_finetune,
+        gradient_checkpointing=gradient_checkpointing,
+    )
+
+    info = PolicyInfo(
+        source=str(model),
+        location=location.target,
+        from_hub=location.from_hub,
+        architecture=architecture,
+        model_type=config.model_type,
+        dtype=str(next(policy.parameters()).dtype).removeprefix("torch."),
+        attn_implementation=attn_implementation,
+        mode=mode,
+        vision_modules=vision,
+        lora_targets=lora_targets,
+        parameters=describe_trainable(policy),
+    )
+    return LoadedPolicy(model=policy, processor=processor, info=info)
+
+
+def prepare_policy(
+    policy: torch.nn.Module,
+    *,
+    lora: LoraSettings | None = None,
+    freeze_vision: bool = True,
+    full_finetune: bool = False,
+    gradient_checkpointing: bool = False,
+) -> tuple[torch.nn.Module, str, list[str]]:
+    """Set up an already built model for LoRA, full or no training; return (model, mode, LoRA targets).
+
+    ``load_policy`` calls this after loading; it is public so a model built another way (for example
+    with random weights straight on a GPU, to check memory at real scale) goes through the same setup.
+    """
+    if lora is not None and full_finetune:
+        raise RepicError("choose either LoRA or full fine-tuning, not both: drop `lora` or `full_finetune`")
+    architecture = type(policy).__name__
     vision = vision_module_names(policy)
     needs_vision = (full_finetune and freeze_vision) or (
         lora is not None and (freeze_vision or lora.target_modules == ALL_LINEAR_LANGUAGE)
@@ -206,20 +247,7 @@ def load_policy(
     if gradient_checkpointing:
         _enable_activation_checkpointing(policy)
 
-    info = PolicyInfo(
-        source=str(model),
-        location=location.target,
-        from_hub=location.from_hub,
-        architecture=architecture,
-        model_type=config.model_type,
-        dtype=str(next(policy.parameters()).dtype).removeprefix("torch."),
-        attn_implementation=attn_implementation,
-        mode=mode,
-        vision_modules=vision,
-        lora_targets=lora_targets,
-        parameters=describe_trainable(policy),
-    )
-    return LoadedPolicy(model=policy, processor=processor, info=info)
+    return policy, mode, lora_targets
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
