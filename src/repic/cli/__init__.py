@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..errors import RepicError
 from . import data_cmd, db_cmd, eval_cmd, models_cmd
@@ -39,5 +40,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="repic")
     except RepicError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # Text, not markup: messages quote user data such as "[x1, y1, x2, y2]", which markup would eat.
+        _err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
         sys.exit(2)

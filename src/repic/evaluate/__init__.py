@@ -1,0 +1,45 @@
+"""Evaluation: score a model's predictions the way the RePIC paper does, and more strictly.
+
+``predictions`` reads prediction files (the official RePIC caption dumps and this project's JSONL rows)
+into typed rows, counting malformed rows instead of crashing on them; ``metrics`` turns rows into scores:
+concept-name precision / recall / F1 for captions in the official and the strict mode, recognition
+accuracy for OCT answers and localization accuracy for VLT boxes. ``repic eval`` is the command-line
+front of both.
+"""
+
+from __future__ import annotations
+
+from .metrics import (
+    OFFICIAL_VARIANTS,
+    CaptionRow,
+    LocalizationRow,
+    LocalizationScores,
+    NameScores,
+    RecognitionRow,
+    RecognitionScores,
+    choose_official_variant,
+    localization_accuracy,
+    official_scores,
+    recognition_accuracy,
+    strict_scores,
+)
+from .predictions import ON_ERROR_CHOICES, LoadedPredictions, SkippedRow, load_predictions
+
+__all__ = [
+    "OFFICIAL_VARIANTS",
+    "ON_ERROR_CHOICES",
+    "CaptionRow",
+    "LoadedPredictions",
+    "LocalizationRow",
+    "LocalizationScores",
+    "NameScores",
+    "RecognitionRow",
+    "RecognitionScores",
+    "SkippedRow",
+    "choose_official_variant",
+    "load_predictions",
+    "localization_accuracy",
+    "official_scores",
+    "recognition_accuracy",
+    "strict_scores",
+]

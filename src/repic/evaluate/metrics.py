@@ -1,0 +1,348 @@
+"""Scoring predictions: concept names in captions, yes/no recognition, and box localization.
+
+All functions here are pure: they take rows already read (``repic.evaluate.predictions`` reads files)
+and return frozen score records. Rates are fractions in [0, 1]; the CLI prints them as percentages.
+
+Caption names are scored in two modes, always reported side by side.
+
+**Official** (``official_scores``) reproduces the RePIC evaluation scripts (``evaluation/`` of the official
+repository: ``eval_single_concept.py``, ``eval_multi_2_concept.py``, ``eval_multi_4_concept.py``) number
+for number:
+
+- The candidate pool is every concept that appears in the file (the single-concept script only looks at
+  the first concept of each row, so its pool is the set of first concepts).
+- A caption is split on whitespace after removing ``</s>``; each token is stripped of ``.,!?;:()[]{}"'-``
+  at both ends. A concept is *present* when its bracketed form (``<bo>``) or bare form (``bo``) equals a
+  token; ``<bo>'s`` is one token and matches neither.
+- For each true concept of a row: *correct* if present; *MISS* if not, but some pool concept outside the
+  row's true concepts is present; *none* otherwise. precision = correct / (correct + MISS), recall =
+  correct / true concepts, F1 their harmonic mean (each 0 when its denominator is 0).
+- The three scripts differ, and each difference is kept: ``single`` lower-cases captions and names and
+  scores only the first concept of a row, excluding from the "other concepts" set every pool entry whose
+  bare lower-cased name equals the true one; ``two`` is case-sensitive and excludes pool entries by exact
+  membership in the row's list; ``four`` lower-cases captions and names but still excludes by exact,
+  original-case membership. ``choose_official_variant`` picks the script a file was meant for by the
+  largest number of true concepts in one of its rows (1: single, 2: two, 3 or more: four).
+
+**Strict** (``strict_scores``) is this project's reading of the same counting rule, fixing what the token
+match cannot see:
+
+- Whole names as phrases, case-insensitive, so multi-word names (``<black widow>``) can match at all.
+- Word boundaries instead of whitespace tokens: ``<Anya>'s`` and ``(Anya)`` name Anya; ``Anyas``, ``Bob``
+  for ``bo`` and the closing form ``</bo>`` do not.
+- Angle brackets are optional around any name, and the words of a name may be joined by spaces,
+  underscores, hyphens or nothing (``Quicksilver`` names ``<quick silver>``, ``Parrot 1`` names
+  ``<Parrot_1>``).
+- Optional aliases per tag (``{"<ironman>": ["Iron Man"]}``, e.g. a concept database's display names).
+- One case rule for every file, and all of a row's concepts are scored whatever their number.
+- Overlapping names resolve to the longest at a position: "Captain America" is not also "America".
+
+Both modes share one limitation: a name that is also an ordinary word (``<park>``, ``<moon>``) is found
+in ordinary prose. On RePIC's own 2-concept captions, lower-casing lifts the official recall from 98.8 to
+99.4 only because "their playful bond" then names ``<Bond>``. The pool is the file's concepts in both
+modes; aliases add names, not candidates.
+
+Recognition (OCT rows) and localization (VLT rows) read answers with the reward module's parsers
+(``first_yes_no``, ``parse_box``, ``box_iou``), so evaluation and training agree on what an answer says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..errors import RepicError
+from ..records import Box, strip_tag
+from ..rewards import box_iou, first_yes_no, parse_box
+
+OFFICIAL_VARIANTS: tuple[str, ...] = ("single", "two", "four")
+
+# Outcomes for one true concept of one row.
+CORRECT, MISS = "correct", "miss"
+
+_OFFICIAL_PUNCTUATION = ".,!?;:()[]{}\"'-"
+_NAME_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+@dataclass(frozen=True)
+class CaptionRow:
+    """A caption and the concepts truly in its image (tags as the file wrote them, e.g. ``"<bo>"``)."""
+
+    image: str
+    concepts: tuple[str, ...]
+    caption: str
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class RecognitionRow:
+    """An OCT answer: is the concept in the image? ``label`` is ``"yes"`` or ``"no"``."""
+
+    image: str
+    concepts: tuple[str, ...]
+    prediction: str
+    label: str
+
+
+@dataclass(frozen=True)
+class LocalizationRow:
+    """A VLT answer: where is the concept? ``box`` is the true ``(x1, y1, x2, y2)`` in pixels."""
+
+    image: str
+    concepts: tuple[str, ...]
+    prediction: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class NameScores:
+    """Concept-name scores over a file: rates in [0, 1] and the counts they come from.
+
+    ``total`` counts true concepts; ``correct + miss + none == total``.
+    """
+
+    precision: float
+    recall: float
+    f1: float
+    correct: int
+    miss: int
+    none: int
+    total: int
+
+
+@dataclass(frozen=True)
+class RecognitionScores:
+    """OCT accuracy, and accuracy on the positive (``yes_recall``) and negative (``no_recall``) rows.
+
+    A rate is ``None`` when no row has that label. Unparseable answers (neither yes nor no) count as wrong.
+    """
+
+    accuracy: float | None
+    yes_recall: float | None
+    no_recall: float | None
+    correct: int
+    total: int
+    positives: int
+    negatives: int
+    unparseable: int
+
+
+@dataclass(frozen=True)
+class LocalizationScores:
+    """VLT accuracy (IoU >= ``threshold``) and mean IoU; an answer without a box has IoU 0."""
+
+    accuracy: float | None
+    mean_iou: float | None
+    hits: int
+    total: int
+    unparseable: int
+    threshold: float
+
+
+# ------------------------------------------------------------------------------------------ official
+
+
+@dataclass(frozen=True)
+class _OfficialRules:
+    """What distinguishes the three official scripts."""
+
+    lower: bool  # lower-case the caption and every name before matching
+    first_only: bool  # score only the first true concept of each row (and pool only first concepts)
+    exclude_by_name: bool  # "other concepts" drop pool names equal to a true name, not exact list members
+
+
+_RULES = {
+    "single": _OfficialRules(lower=True, first_only=True, exclude_by_name=True),
+    "two": _OfficialRules(lower=False, first_only=False, exclude_by_name=False),
+    "four": _OfficialRules(lower=True, first_only=False, exclude_by_name=False),
+}
+
+
+def choose_official_variant(rows: Sequence[CaptionRow]) -> str:
+    """The official script for a file: by the most true concepts in one row (1, 2, 3 or more).
+
+    >>> choose_official_variant([CaptionRow("a.jpg", ("<bo>", "<kim>"), "...")])
+    'two'
+    """
+    most = max((len(row.concepts) for row in rows), default=1)
+    return "single" if most <= 1 else "two" if most == 2 else "four"
+
+
+def official_tokens(caption: str, *, lower: bool) -> set[str]:
+    """The official scripts' caption tokens: whitespace split, ``</s>`` removed, edge punctuation stripped.
+
+    >>> sorted(official_tokens('"<Bo>, meet (Kim)." </s>', lower=True))
+    ['<bo>', 'kim', 'meet']
+    """
+    caption = caption.replace("</s>", "")
+    if lower:
+        caption = caption.lower()
+    stripped = (word.strip(_OFFICIAL_PUNCTUATION) for word in caption.split())
+    return {token for token in stripped if token}
+
+
+def _official_outcomes(
+    caption: str, truths: Sequence[str], pool: Sequence[str], rules: _OfficialRules
+) -> list[str | None]:
+    def norm(name: str) -> str:
+        return name.lower() if rules.lower else name
+
+    tokens = official_tokens(caption, lower=rules.lower)
+    present = {strip_tag(norm(c)) for c in pool if norm(c) in tokens or strip_tag(norm(c)) in tokens}
+    truth_names = [strip_tag(norm(t)) for t in truths]
+    if rules.exclude_by_name:
+        others = {strip_tag(norm(c)) for c in pool if strip_tag(norm(c)) not in truth_names}
+    else:
+        others = {strip_tag(norm(c)) for c in pool if c not in truths}
+    wrong_name = bool(present & others)
+    return [CORRECT if name in present else MISS if wrong_name else None for name in truth_names]
+
+
+def official_scores(rows: Sequence[CaptionRow], variant: str | None = None) -> NameScores:
+    """Name scores exactly as the official RePIC script ``variant`` prints them (see the module docs).
+
+    ``variant`` is ``"single"``, ``"two"`` or ``"four"``; ``None`` picks it with ``choose_official_variant``.
+    """
+    variant = choose_official_variant(rows) if variant is None else variant
+    if variant not in _RULES:
+        raise RepicError(
+            f"unknown official variant {variant!r}; choose one of {', '.join(OFFICIAL_VARIANTS)}"
+        )
+    rules = _RULES[variant]
+    truths_per_row = [row.concepts[:1] if rules.first_only else row.concepts for row in rows]
+    pool = sorted({concept for truths in truths_per_row for concept in truths})
+    outcomes: list[str | None] = []
+    for row, truths in zip(rows, truths_per_row, strict=True):
+        outcomes += _official_outcomes(row.caption, truths, pool, rules)
+    return _name_scores(outcomes)
+
+
+# -------------------------------------------------------------------------------------------- strict
+
+
+def _name_key(name: str) -> str:
+    """A name as the strict mode compares it: ``<Black_Widow>`` -> ``blackwidow``."""
+    return _NAME_SEPARATORS.sub("", strip_tag(name.strip())).lower()
+
+
+def _name_pattern(name: str) -> str:
+    words = [re.escape(word) for word in _NAME_SEPARATORS.split(strip_tag(name.strip())) if word]
+    return r"[\s_\-]*".join(words)
+
+
+class _StrictMatcher:
+    """Finds which concepts of a pool a caption names, by whole names and aliases (see the module docs)."""
+
+    def __init__(self, pool: Iterable[str], aliases: Mapping[str, Sequence[str]]):
+        alias_names = {_name_key(tag): list(names) for tag, names in aliases.items()}
+        self.concepts_of_name: dict[str, set[str]] = {}  # name key -> keys of the concepts it names
+        patterns: set[str] = set()
+        for tag in pool:
+            concept = _name_key(tag)
+            for name in [tag, *alias_names.get(concept, [])]:
+                key = _name_key(name)
+                if key:
+                    self.concepts_of_name.setdefault(key, set()).add(concept)
+                    patterns.add(_name_pattern(name))
+        # Longest first, so at any position the longest name wins ("captain america" over "america");
+        # ties sorted too, so the compiled pattern does not depend on set order.
+        alternatives = sorted(patterns, key=lambda pattern: (-len(pattern), pattern))
+        self.regex = (
+            re.compile(rf"(?<![\w/])<?(?P<name>{'|'.join(alternatives)})>?(?!\w)", re.IGNORECASE)
+            if alternatives
+            else None
+        )
+
+    def named(self, caption: str) -> set[str]:
+        """Keys of the pool concepts ``caption`` names."""
+        if self.regex is None:
+            return set()
+        found: set[str] = set()
+        for match in self.regex.finditer(caption):
+            found |= self.concepts_of_name.get(_name_key(match.group("name")), set())
+        return found
+
+
+def strict_scores(
+    rows: Sequence[CaptionRow], aliases: Mapping[str, Sequence[str]] | None = None
+) -> NameScores:
+    """Name scores by whole-name matching with optional aliases per tag (see the module docs).
+
+    >>> rows = [CaptionRow("a.jpg", ("<black widow>",), "Black Widow's jacket."),
+    ...         CaptionRow("b.jpg", ("<thor>",), "<Black_Widow> waits.")]
+    >>> strict_scores(rows)  # row 1 correct; row 2 names another pool concept: MISS
+    NameScores(precision=0.5, recall=0.5, f1=0.5, correct=1, miss=1, none=0, total=2)
+    """
+    pool = sorted({concept for row in rows for concept in row.concepts})
+    matcher = _StrictMatcher(pool, aliases or {})
+    outcomes: list[str | None] = []
+    for row in rows:
+        named = matcher.named(row.caption)
+        truths = [_name_key(tag) for tag in row.concepts]
+        wrong_name = bool(named - set(truths))
+        outcomes += [CORRECT if truth in named else MISS if wrong_name else None for truth in truths]
+    return _name_scores(outcomes)
+
+
+def _name_scores(outcomes: Sequence[str | None]) -> NameScores:
+    correct = sum(outcome == CORRECT for outcome in outcomes)
+    miss = sum(outcome == MISS for outcome in outcomes)
+    total = len(outcomes)
+    precision = correct / (correct + miss) if correct + miss else 0.0
+    recall = correct / total if total else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return NameScores(precision, recall, f1, correct, miss, total - correct - miss, total)
+
+
+# ------------------------------------------------------------------------ recognition, localization
+
+
+def recognition_accuracy(rows: Sequence[RecognitionRow]) -> RecognitionScores:
+    """OCT accuracy: the first yes/no of each answer (the reward's reading) against the label.
+
+    >>> scores = recognition_accuracy([RecognitionRow("a.jpg", ("<bo>",), "Yes, it is.", "yes"),
+    ...                                RecognitionRow("b.jpg", ("<bo>",), "Hard to tell.", "no")])
+    >>> scores.accuracy, scores.yes_recall, scores.no_recall, scores.unparseable
+    (0.5, 1.0, 0.0, 1)
+    """
+    answers = [first_yes_no(row.prediction) for row in rows]
+    right = [answer == row.label for answer, row in zip(answers, rows, strict=True)]
+    positives = [ok for ok, row in zip(right, rows, strict=True) if row.label == "yes"]
+    negatives = [ok for ok, row in zip(right, rows, strict=True) if row.label == "no"]
+    return RecognitionScores(
+        accuracy=_rate(right),
+        yes_recall=_rate(positives),
+        no_recall=_rate(negatives),
+        correct=sum(right),
+        total=len(rows),
+        positives=len(positives),
+        negatives=len(negatives),
+        unparseable=sum(answer is None for answer in answers),
+    )
+
+
+def localization_accuracy(rows: Sequence[LocalizationRow], threshold: float = 0.5) -> LocalizationScores:
+    """VLT accuracy: the first box of each answer (the reward's reading) hits when IoU >= ``threshold``.
+
+    >>> scores = localization_accuracy([  # IoU 50 / 150 = 1/3 (a miss), then 1 (a hit)
+    ...     LocalizationRow("a.jpg", ("<bo>",), "[0, 0, 10, 10]", (5, 0, 15, 10)),
+    ...     LocalizationRow("b.jpg", ("<bo>",), "[0, 0, 10, 10]", (0, 0, 10, 10))])
+    >>> scores.accuracy, round(scores.mean_iou, 4), scores.hits
+    (0.5, 0.6667, 1)
+    """
+    boxes = [parse_box(row.prediction) for row in rows]
+    ious = [0.0 if box is None else box_iou(box, row.box) for box, row in zip(boxes, rows, strict=True)]
+    hits = [iou >= threshold for iou in ious]
+    return LocalizationScores(
+        accuracy=_rate(hits),
+        mean_iou=sum(ious) / len(ious) if ious else None,
+        hits=sum(hits),
+        total=len(rows),
+        unparseable=sum(box is None for box in boxes),
+        threshold=threshold,
+    )
+
+
+def _rate(flags: Sequence[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
