@@ -110,8 +110,9 @@ class Scene:
 class Sample:
     """One RePIC training sample in the official format.
 
-    ``images`` are paths relative to the sample file's image root; the last image is the query, the
-    ones before it are references. ``solution`` is ``"yes"``/``"no"`` (oct), a box (vlt), a tag
+    ``images`` are stored in files relative to the file's image root and held here as resolved paths
+    once loaded (``repic.data.samples.load_samples``); the last image is the query, the ones before it
+    are references. ``solution`` is ``"yes"``/``"no"`` (oct), a box (vlt), a tag
     (ict) or a list of tags (ict_multi). ``task`` is the project's task name (``repic.tasks``).
     """
 

@@ -137,12 +137,12 @@ def _read_meta(root: Path) -> dict[str, Any]:
     path = root / COLLECTION_FILE
     if not root.is_dir():
         raise RepicError(
-            f"collection folder {root} does not exist; create one with `repic data synth {root}`"
+            f"collection folder {root} does not exist; create one with `repic data synth --out {root}`"
         )
     if not path.is_file():
         raise RepicError(
             f"{root} has no {COLLECTION_FILE}, so it is not a collection (or its writing was interrupted); "
-            f"generate one with `repic data synth {root} --overwrite`"
+            f"generate one with `repic data synth --out {root} --overwrite`"
         )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
