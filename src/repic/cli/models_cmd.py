@@ -103,3 +103,137 @@ def info(
     _say(f"  multi-image chat template  {multi}")
     if description["checkpoint_bytes"] is not None:
         _say(f"  checkpoint      {description['checkpoint_bytes'] / 1e6:.1f} MB")
+
+
+def _quiet_progress_bars() -> None:
+    """The commands print their own progress lines; the libraries' per-file bars would interleave with them."""
+    import datasets
+    from transformers.utils import logging
+
+    datasets.disable_progress_bars()
+    logging.disable_progress_bar()
+
+
+@app.command("pretrain-tiny")
+def pretrain_tiny_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the pretrained model to.", show_default=False)],
+    world: Annotated[
+        Path | None,
+        typer.Option(
+            "--world",
+            help="An existing synthetic world (`repic data synth DIR`); default: generate the default world "
+            "of --world-seed in the work folder.",
+        ),
+    ] = None,
+    world_seed: Annotated[int, typer.Option("--world-seed", help="Seed of the generated world.")] = 0,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Optimizer steps, one fresh batch each [default: 2000].")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per step [default: 32].")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--lr", help="Peak learning rate, cosine decay [default: 1e-3].")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the rows, the initial weights and training.")] = 0,
+    extra_scenes: Annotated[
+        int | None,
+        typer.Option("--extra-scenes", help="Training-split scenes rendered beyond the world's [default: 3000]."),
+    ] = None,
+    copy_checks: Annotated[
+        int, typer.Option("--copy-checks", help="Greedy copy-accuracy checks during training (0: none).")
+    ] = 10,
+    work: Annotated[
+        Path | None, typer.Option("--work", help="Keep intermediate files here (default: a temporary folder).")
+    ] = None,
+    probe: Annotated[
+        bool, typer.Option("--probe/--no-probe", help="Measure the saved model on the held-out concepts.")
+    ] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")] = False,
+) -> None:
+    """Pretrain the tiny model on generic tasks of a world's training split (TRL SFTTrainer, CPU)."""
+    import time
+
+    from ..data.world_config import WorldConfig
+    from ..models.pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
+    from ..models.probe import ProbeConfig, probe_table
+
+    given = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "extra_scenes": extra_scenes}
+    config = PretrainConfig(
+        seed=seed,
+        copy_checks=copy_checks,
+        world=WorldConfig(seed=world_seed),
+        **{name: value for name, value in given.items() if value is not None},
+    )
+    # The command as run, every setting spelled out, so the record reproduces the run.
+    options = [
+        "--out", str(out), *(["--world", str(world)] if world else ["--world-seed", str(world_seed)]),
+        "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--lr", str(config.learning_rate),
+        "--seed", str(seed), "--extra-scenes", str(config.extra_scenes), "--copy-checks", str(copy_checks),
+        "--probe" if probe else "--no-probe", *(["--overwrite"] if overwrite else []),
+    ]
+    _quiet_progress_bars()
+    started = time.perf_counter()
+    record = pretrain_tiny(
+        out,
+        config,
+        world_dir=world,
+        work_dir=work,
+        probe=ProbeConfig(seed=seed) if probe else None,
+        overwrite=overwrite,
+        command="repic models pretrain-tiny " + " ".join(options),
+        progress=lambda message: _say(f"[{time.perf_counter() - started:6.1f} s] {message}"),
+    )
+    training = record["training"]
+    _say(
+        f"pretrained {record['parameters']:,} parameters in {training['train_seconds']:.0f} s "
+        f"({training['seconds_per_step']:.3f} s/step); saved to {out.resolve()}",
+        style="bold",
+    )
+    for measure, value in probe_table(record["probe"]) if "probe" in record else []:
+        _say(f"  {measure:<40} {value}")
+    _say(f"the run's record: {out.resolve() / RECORD_FILE}")
+
+
+@app.command("probe")
+def probe_command(
+    world: Annotated[
+        Path, typer.Option("--world", help="The synthetic world whose held-out concepts to probe on.", show_default=False)
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Argument(help="A model folder (save_pretrained output); default: the shipped tiny base.", show_default=False),
+    ] = None,
+    prompts: Annotated[int, typer.Option("--prompts", help="Prompts per measurement.")] = 48,
+    caption_tokens: Annotated[int, typer.Option("--caption-tokens", help="Longest caption, in tokens.")] = 96,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the prompts drawn.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the numbers to this JSON file.")] = None,
+) -> None:
+    """Measure a model on a world's held-out concepts: captions, copying, matching, boxes, speed."""
+    from ..atomic import atomic_write_json
+    from ..models.probe import ProbeConfig, probe_model, probe_table
+
+    if prompts < 1 or caption_tokens < 1:
+        raise RepicError("--prompts and --caption-tokens must be at least 1")
+    if model is None:
+        from ..models.tiny import shipped_base_path
+
+        model = shipped_base_path()
+    config = ProbeConfig(
+        captions=prompts,
+        copies=prompts,
+        matching=prompts,
+        category_questions=prompts,
+        boxes=prompts,
+        caption_tokens=caption_tokens,
+        seed=seed,
+    )
+    _quiet_progress_bars()
+    result = probe_model(model, world, config)
+    _say(f"{result['model']} on the held-out concepts of {result['world']}", style="bold")
+    if result["same_world_as_pretraining"] is False:
+        _say("warning: the model was pretrained on another world; its 'held-out' concepts may be known to it",
+             style="yellow")
+    for measure, value in probe_table(result):
+        _say(f"  {measure:<40} {value}")
+    if json_out is not None:
+        atomic_write_json(json_out, result)
+        _say(f"wrote {json_out}")

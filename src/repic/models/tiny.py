@@ -215,7 +215,7 @@ def build_tiny_model(
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         _write_build_record(staging, config)
-        _move_into_place(staging, out)
+        move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -227,7 +227,7 @@ def _write_build_record(folder: Path, config: TinyModelConfig) -> None:
     atomic_write_json(folder / "repic_tiny_config.json", asdict(config))
 
 
-def _move_into_place(staging: Path, out: Path) -> None:
+def move_into_place(staging: Path, out: Path) -> None:
     """Rename the finished folder onto ``out``; a previous folder is moved aside first and removed last."""
     previous = None
     if out.exists():
@@ -236,3 +236,20 @@ def _move_into_place(staging: Path, out: Path) -> None:
     os.replace(staging, out)
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
+
+
+SHIPPED_BASE = Path(__file__).resolve().parent.parent / "assets" / "tiny-base"
+
+
+def shipped_base_path() -> Path:
+    """The pretrained tiny base shipped inside the package (``repic/assets/tiny-base``).
+
+    It is the demo's "zero-shot MLLM": pretrained by ``repic models pretrain-tiny`` on generic tasks of the
+    default world's training split; its ``pretrain_record.json`` says how and what it measured.
+    """
+    if not (SHIPPED_BASE / "config.json").is_file() or not any(SHIPPED_BASE.glob("*.safetensors")):
+        raise RepicError(
+            f"the shipped tiny base is missing or incomplete at {SHIPPED_BASE}: reinstall repic, or rebuild it "
+            f"with `repic models pretrain-tiny --out {SHIPPED_BASE} --overwrite`"
+        )
+    return SHIPPED_BASE

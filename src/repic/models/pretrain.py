@@ -1,0 +1,375 @@
+"""Pretrain the built-in tiny model on generic tasks of a synthetic world: the demo's "zero-shot MLLM".
+
+``pretrain_tiny(out_dir, PretrainConfig())`` runs every phase and writes an ordinary Hugging Face folder
+(model, processor, tokenizer, ``pretrain_record.json``) that loads with the Auto classes, like the real
+models do. Phases: the world (generated, or an existing collection), the image pool (its training split
+plus extra training-split renders), the rows (``repic.models.pretrain_data``), the tokenizer and the
+randomly initialised model (``build_tiny_model``), supervised training with TRL's ``SFTTrainer``, the
+save, and the probe (``repic.models.probe``) on the world's held-out concepts.
+
+What it chose and why:
+
+- **Stock TRL ``SFTTrainer``**, conversational prompt-completion rows with images: the loss is on the
+  completion tokens only, and the processor and chat template run as for Qwen2.5-VL-7B. CPU and fp32
+  (``use_cpu=True``): CPUs lack fast bf16 matmuls. Torch gets ``threads`` threads (2: this machine's cores).
+- **Every row is seen once**: ``steps * batch_size`` rows are drawn, so no row repeats and nothing is
+  memorised by repetition; the images come from a finite pool, reused across tasks.
+- **A copy-first curriculum**: the first ``copy_phase_ratio`` (30 %) of the batches are 70 % echo rows, the rest follow
+  the main mix (25 % echo keeps the skill). Copying emerges suddenly once enough echo rows were seen:
+  measured here, echo rows alone gave 0.00 copy accuracy after 300 steps of batch 32 and 0.69 after 400,
+  and a 30 %-echo mix still had 0.00 after 800 steps; front-loading them gets the skill while the learning
+  rate is high. The trainer reads rows in order (``train_sampling_strategy="sequential"``); they were
+  drawn at random within each phase.
+- **Size**: the default ``TinyModelConfig`` (2 layers, hidden 128), the size a feasibility study found
+  to learn name copying on a CPU; a 4-layer, 256-wide model did not within CPU budgets.
+- **Schedule**: AdamW at 1e-3, short linear warm-up then cosine decay, no gradient checkpointing (the
+  model is small; recomputation would only cost time). ``copy_checks`` measures greedy copy accuracy on
+  fresh names during training, recorded as ``copy_accuracy_by_step``, so the sudden jump is visible.
+- **The record** (``pretrain_record.json``) holds the command, seeds, world config, mix, steps, times,
+  the loss curve and the probe's numbers: the checkpoint says how it was made and how good it is.
+- The folder is assembled in a staging sibling and renamed into place, so an interrupted run never leaves
+  a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+import trl
+from transformers import AutoModelForImageTextToText, AutoProcessor, PrinterCallback, TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from ..atomic import atomic_write_json
+from ..data.collection import Collection, load_collection
+from ..data.synthetic import WorldConfig, generate_world
+from ..errors import RepicError
+from .pretrain_data import (
+    PretrainMix,
+    build_image_pool,
+    echo_row,
+    pretraining_rows,
+    rows_to_dataset,
+    split_pool,
+    tokenizer_corpus,
+)
+from .probe import ProbeConfig, copy_accuracy, generate, heldout_rows, probe_model
+from .tiny import TinyModelConfig, build_tiny_model, move_into_place
+
+RECORD_FILE = "pretrain_record.json"
+# Copy-heavy first phase: copying a name emerges suddenly once enough echo rows were seen (~11k in a
+# measurement here), so they come first and the later phase only has to keep the skill.
+COPY_PHASE_MIX = PretrainMix(describe=0.1, category_yes_no=0.05, category_box=0.05, echo=0.7, matching=0.1)
+DEFAULT_PROBE = ProbeConfig()
+_CORPUS_ROWS = 4000  # rows whose text trains the tokenizer: every phrasing and attribute word many times
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything a pretraining run depends on; the defaults made the shipped ``tiny-base``."""
+
+    seed: int = 0
+    steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    warmup_ratio: float = 0.03
+    copy_phase_ratio: float = 0.3  # this share of the steps comes first, drawn from copy_phase_mix
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    extra_scenes: int = 3000  # training-split scenes rendered beyond the collection's
+    extra_references: int = 6  # more views per training concept
+    object_views: int = 3000  # reference-style views of the training scenes' distractor objects
+    threads: int = 2
+    copy_checks: int = 0  # greedy copy checks during training (evenly spaced); 0: none
+    copy_phase_mix: PretrainMix = field(default_factory=lambda: COPY_PHASE_MIX)
+    mix: PretrainMix = field(default_factory=PretrainMix)
+    model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("steps", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if not 0 < self.learning_rate < 1:
+            problems.append(f"learning_rate must be in (0, 1) (got {self.learning_rate}); the default is 2e-3")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        if not 0 <= self.copy_phase_ratio <= 1:
+            problems.append(f"copy_phase_ratio must be in [0, 1] (got {self.copy_phase_ratio}); the default is 0.3")
+        if min(self.copy_checks, self.extra_scenes, self.extra_references, self.object_views) < 0:
+            problems.append("copy_checks, extra_scenes, extra_references and object_views cannot be negative")
+        if problems:
+            raise RepicError("invalid PretrainConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["mix"] = self.mix.to_dict()
+        values["copy_phase_mix"] = self.copy_phase_mix.to_dict()
+        values["world"] = self.world.to_dict()
+        return values
+
+    @property
+    def copy_phase_steps(self) -> int:
+        return round(self.copy_phase_ratio * self.steps)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RepicError(f"{out} exists and is a file: choose a folder path for the model (--out DIR)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise RepicError(f"{out} already exists and is not empty: remove it, choose another --out, or pass --overwrite")
+
+
+def _world(world_dir: str | os.PathLike | None, config: WorldConfig, work: Path, say: Progress) -> Collection:
+    if world_dir is not None:
+        say(f"world: reading {world_dir}")
+        return load_collection(world_dir)
+    say(f"world: generating WorldConfig(seed={config.seed}) in {work / 'world'}")
+    return generate_world(work / "world", config)
+
+
+def _curriculum(pool, config: PretrainConfig) -> list[dict]:
+    """The rows in training order: the copy phase's, then the main phase's (training reads them in order)."""
+    first = config.copy_phase_steps * config.batch_size
+    rest = (config.steps - config.copy_phase_steps) * config.batch_size
+    return [
+        *pretraining_rows(pool, first, mix=config.copy_phase_mix, seed=config.seed, phase="copy"),
+        *pretraining_rows(pool, rest, mix=config.mix, seed=config.seed, phase="main"),
+    ]
+
+
+def _copy_check_callback(processor, world: Collection, checks: int, steps: int, seed: int, say: Progress):
+    """A ``TrainerCallback`` measuring greedy copy accuracy on fresh names every ``steps // checks`` steps,
+    on held-out reference views (evaluation only: no gradient ever sees them)."""
+    rows = heldout_rows(split_pool(world, "heldout"), echo_row, 32, seed=seed)
+    every = max(1, steps // checks)
+
+    class CopyCheck(TrainerCallback):
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % every and state.global_step != steps:
+                return
+            model.eval()
+            accuracy = copy_accuracy(rows, generate(model, processor, rows, 12))
+            model.train()
+            self.history.append({"step": state.global_step, "copy_accuracy": accuracy})
+            say(f"step {state.global_step}: copy accuracy {accuracy:.2f} on fresh names")
+
+    return CopyCheck()
+
+
+def _loss_callback(steps: int, say: Progress):
+    class LossLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                accuracy = logs.get("mean_token_accuracy", float("nan"))
+                say(f"step {state.global_step}/{steps}: loss {logs['loss']:.3f}, token accuracy {accuracy:.3f}")
+
+    return LossLog()
+
+
+def _train(base: Path, rows: list[dict], config: PretrainConfig, work: Path, callbacks: list, processor) -> Any:
+    """Run ``SFTTrainer`` on ``rows`` from the initial model in ``base``; returns the trainer."""
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
+    args = SFTConfig(
+        output_dir=str(work / "trainer"),
+        max_steps=config.steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=round(config.warmup_ratio * config.steps),
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=max(1, config.steps // 30),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        max_length=None,  # never cut image placeholders; the rows are short anyway
+        completion_only_loss=True,
+        dataloader_num_workers=0,
+        train_sampling_strategy="sequential",  # the rows are drawn at random already, in curriculum order
+        disable_tqdm=True,
+        seed=config.seed,
+        data_seed=config.seed,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=rows_to_dataset(rows),
+        processing_class=processor,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # progress goes through the caller's ``progress`` instead
+    trainer.train()
+    return trainer
+
+
+def pretrain_tiny(
+    out_dir: str | os.PathLike,
+    config: PretrainConfig = PretrainConfig(),
+    *,
+    world_dir: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    probe: ProbeConfig | None = DEFAULT_PROBE,
+    overwrite: bool = False,
+    command: str = "",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Pretrain the tiny model and save it to ``out_dir``; returns the record also written there.
+
+    ``world_dir`` is an existing synthetic collection (else ``config.world`` is generated in the work
+    folder); ``work_dir`` keeps the intermediate files (else a temporary folder is removed at the end).
+    With a ``probe`` config the saved model is measured on the world's held-out concepts
+    (``repic.models.probe``) and the numbers join the record; ``None`` skips it.
+    """
+    say = progress or (lambda message: None)
+    out = Path(out_dir).expanduser().resolve()
+    _check_out(out, overwrite)
+    torch.set_num_threads(config.threads)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="repic-pretrain-") as scratch:
+        work = Path(work_dir).expanduser().resolve() if work_dir is not None else Path(scratch)
+        collection = _world(world_dir, config.world, work, say)
+        say(f"pool: rendering {config.extra_scenes} extra training scenes")
+        pool = build_image_pool(
+            collection,
+            work / "pool",
+            extra_scenes=config.extra_scenes,
+            extra_references=config.extra_references,
+            object_views=config.object_views,
+        )
+        rows = _curriculum(pool, config)
+        say(f"rows: {len(rows)} ({dict(sorted(Counter(r['task'] for r in rows).items()))})")
+        base = build_tiny_model(
+            work / "initial", texts=tokenizer_corpus(pool, rows[:_CORPUS_ROWS], seed=config.seed),
+            config=config.model, overwrite=True,
+        )
+        processor = AutoProcessor.from_pretrained(base)
+        callbacks = [_loss_callback(config.steps, say)]
+        if config.copy_checks and collection.splits.get("heldout"):
+            callbacks.append(
+                _copy_check_callback(processor, collection, config.copy_checks, config.steps, config.seed, say)
+            )
+        prepared = time.perf_counter()
+        trainer = _train(base, rows, config, work, callbacks, processor)
+        trained = time.perf_counter()
+
+        staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
+        staging.mkdir(parents=True)
+        try:
+            trainer.model.save_pretrained(staging)
+            processor.save_pretrained(staging)
+            shutil.copy2(base / "repic_tiny_config.json", staging / "repic_tiny_config.json")
+            record = _record(config, collection, world_dir, rows, trainer, command,
+                             prepare_s=prepared - started, train_s=trained - prepared)
+            atomic_write_json(staging / RECORD_FILE, record)
+            _readable_by_all(staging)
+            move_into_place(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if probe is not None and collection.splits.get("heldout"):
+            say("probe: measuring the saved model on the held-out concepts")
+            record["probe"] = probe_model(out, collection.root, probe)
+        record["wall_seconds"] = round(time.perf_counter() - started, 1)
+        atomic_write_json(out / RECORD_FILE, record)
+    return record
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Give every file the mode a plain ``open`` would; ``save_pretrained`` leaves the weights 0600, which
+    a shipped or shared checkpoint must not keep."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def _record(
+    config: PretrainConfig,
+    collection: Collection,
+    world_dir: str | os.PathLike | None,
+    rows: list[dict],
+    trainer: Any,
+    command: str,
+    *,
+    prepare_s: float,
+    train_s: float,
+) -> dict[str, Any]:
+    """What the run was and what it measured during training (the probe's numbers are added later)."""
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    copy_check = next((c for c in trainer.callback_handler.callbacks if hasattr(c, "history")), None)
+    counts = Counter(row["task"] for row in rows)
+    return {
+        "format": "repic-pretrain-record/1",
+        "command": command,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "world": {
+            "source": str(world_dir) if world_dir is not None else "generated",
+            "config": collection.meta.get("config"),
+            "train_concepts": len(collection.splits.get("train", [])),
+            "heldout_concepts": len(collection.splits.get("heldout", [])),
+        },
+        "data": {
+            "rows": len(rows),
+            "rows_per_task": {task: counts.get(task, 0) for task in config.mix.to_dict()},
+            "phases": [
+                {"name": "copy", "steps": config.copy_phase_steps, "mix": config.copy_phase_mix.to_dict()},
+                {"name": "main", "steps": config.steps - config.copy_phase_steps, "mix": config.mix.to_dict()},
+            ],
+            "images_per_row": round(sum(len(r["images"]) for r in rows) / len(rows), 3),
+        },
+        "training": {
+            "steps": trainer.state.global_step,
+            "batch_size": config.batch_size,
+            "prepare_seconds": round(prepare_s, 1),
+            "train_seconds": round(train_s, 1),
+            "seconds_per_step": round(train_s / max(1, trainer.state.global_step), 4),
+            "loss_curve": [
+                {"step": e["step"], "loss": round(e["loss"], 4),
+                 "token_accuracy": round(e.get("mean_token_accuracy", float("nan")), 4)}
+                for e in logs
+            ],
+            "copy_accuracy_by_step": copy_check.history if copy_check is not None else [],
+        },
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "software": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+        },
+    }
+
+
+def read_record(model_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``pretrain_record.json`` of a model folder, or None when it has none."""
+    path = Path(model_dir) / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RepicError(f"{path} is not valid JSON ({exc}); re-run `repic models pretrain-tiny`") from exc
+

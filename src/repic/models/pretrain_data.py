@@ -1,0 +1,495 @@
+"""Pretraining data for the tiny base model: generic tasks on a synthetic world's training split, as TRL rows.
+
+The base plays the "zero-shot MLLM" of the demo, so it must see nothing of the concepts it will later be
+personalized on and learn nothing personal: it learns to see (describe, find categories, box them, tell
+whether an object is the one in a reference image) and to copy a name given in its prompt. Five tasks:
+
+- **describe**: a scene -> its generic caption by category, attributes and position (``describe_scene``),
+  or a single-object view -> ``A photo of <object phrase>.``: never a name. Some scene rows use the RAP
+  inference layout (a reference with a fresh name, then the query), so the demo's zero-shot prompt is
+  answered with a caption of the query.
+- **category yes/no**: "Is there a <category> in this image?" -> yes / no, balanced.
+- **category box**: "Where is the <category>?" (a category present once) -> ``[x1, y1, x2, y2]``, integer
+  pixels of the image as the model sees it (the world's sizes are multiples of 28, so these are the
+  image's own pixels), which the VLT reward parses.
+- **echo**: a reference view with ``Name: <x>, Info: ...`` -> "its name is <x>." and variants, in the
+  RePIC training layout or the RAP inference layout. ``<x>`` is a FRESH name drawn from the syllable
+  inventory, never the name of any concept of the world (training or held-out). A feasibility study found
+  this copy skill essential: a base without it never writes a name, so GRPO sees no reward at all.
+- **matching**: a single-object view + a scene -> "yes" if that very object is in the scene, else "no";
+  balanced, negatives mostly scenes with another object of the same category: what RePIC's OCT reward
+  trains, without names.
+
+Choices, and why:
+
+- Only the training split is read. The collection's training scenes are joined by extra training-split
+  scenes and reference views rendered with the world's own generator (``build_scene``/``build_reference``
+  at indices past the collection's), so the vision tower sees thousands of layouts while held-out
+  concepts stay unseen (the generator keeps them out of training scenes, even as distractors).
+- **Distractor views.** Describing and matching only the 48 training concepts taught identities, not
+  attributes: measured here, the description loss on held-out references barely moved while training
+  references were learnt. So the distractor objects of training scenes (each drawn fresh, none looking
+  like any concept) are also rendered alone, reference-style; describing thousands of looks brought the
+  category recall of held-out references from 0.03 to 0.78 in 300 steps. Their scene is the matching
+  positive, so matching is learnt over thousands of objects too.
+- Rows hold image PATHS; ``rows_to_dataset`` declares them as ``datasets.Image`` so each image is opened
+  when its batch is collated, not up front (rendering 100k samples in memory once cost ~8 GB).
+- Rows use TRL's conversational prompt-completion format with an ``images`` column and one
+  ``{"type": "image"}`` placeholder per image, so training goes through the processor and chat template
+  exactly as a real model's would; TRL's collator puts the loss on the completion only.
+- Each row's task is drawn by the mix's weights from one seeded ``random.Random``: the same seed and
+  phase give the same rows.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_bytes
+from ..data.collection import Collection
+from ..data.describe import describe_object, describe_scene
+from ..data.render import png_bytes
+from ..data.synthetic import (
+    ATTRIBUTE_VALUES,
+    CATEGORIES,
+    PROP_CATEGORIES,
+    SYLLABLES,
+    World,
+    WorldConfig,
+    build_reference,
+    build_scene,
+    make_world,
+)
+from ..errors import RepicError
+from ..prompts import (
+    EVAL_CAPTION_QUESTIONS,
+    ICT_SUFFIX_ROLL,
+    INFERENCE_SYSTEM_PROMPT,
+    OCT_ANSWER_INSTRUCTION,
+    OCT_QUESTIONS,
+    PRETRAIN_BOX_QUESTIONS,
+    PRETRAIN_CATEGORY_QUESTIONS,
+    PRETRAIN_DESCRIBE_QUESTIONS,
+    PRETRAIN_ECHO_ANSWERS,
+    PRETRAIN_ECHO_QUERY_QUESTIONS,
+    PRETRAIN_ECHO_QUESTIONS,
+    PRETRAIN_MATCH_QUESTIONS,
+    QUERY_IMAGE_LEAD,
+    TRAIN_CAPTION_QUESTIONS,
+    VLT_ANSWER_INSTRUCTIONS,
+    VLT_QUESTIONS,
+    format_box_answer,
+    ict_problem,
+    oct_problem,
+    reference_line,
+    vlt_problem,
+)
+from ..records import Concept, Scene
+
+Row = dict[str, Any]
+PRETRAIN_TASKS: tuple[str, ...] = ("describe", "category_yes_no", "category_box", "echo", "matching")
+_EXTRA_SCENE_KINDS = {"single": 0.4, "two": 0.2, "four": 0.1, "negative": 0.3}
+_HARD_NEGATIVE_SHARE = 0.75  # matching negatives with a same-category object in the scene, when one exists
+
+
+@dataclass(frozen=True)
+class PretrainMix:
+    """Relative weights of the five tasks (normalised when drawn); the defaults sum to 1."""
+
+    describe: float = 0.30
+    category_yes_no: float = 0.10
+    category_box: float = 0.10
+    echo: float = 0.25
+    matching: float = 0.25
+
+    def __post_init__(self) -> None:
+        values = [getattr(self, f.name) for f in fields(self)]
+        if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in values):
+            raise RepicError(f"PretrainMix weights must be numbers >= 0, got {self.to_dict()}")
+        if self.echo <= 0 or sum(values) <= 0:
+            raise RepicError(
+                "PretrainMix needs a positive echo weight: without copy rows the base never writes a name "
+                "and GRPO gets no reward (the study's share is 0.3)"
+            )
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def shares(self) -> dict[str, float]:
+        """Each task's share of the rows (the weights normalised to sum 1)."""
+        total = sum(self.to_dict().values())
+        return {task: weight / total for task, weight in self.to_dict().items()}
+
+
+@dataclass(frozen=True)
+class PoolScene:
+    """A training-split scene and the absolute path of its image."""
+
+    scene: Scene
+    path: Path
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """A reference-style view of a distractor object of a training scene, and that scene's pool index."""
+
+    category: str
+    attributes: dict[str, str]
+    path: Path
+    scene_index: int
+
+
+@dataclass
+class ImagePool:
+    """What the rows are made of: training concepts, their reference views, training-split scenes, views
+    of the scenes' distractor objects, and the names a fresh name must never be (every concept of the
+    world, and words of the world's text)."""
+
+    concepts: dict[str, Concept]
+    references: dict[str, list[Path]]
+    scenes: list[PoolScene]
+    reserved_names: frozenset[str]
+    objects: list[ObjectView] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_concept: dict[str, list[int]] = {tag: [] for tag in self.concepts}
+        self.by_category: dict[str, list[int]] = {}
+        for index, item in enumerate(self.scenes):
+            for obj in item.scene.objects:
+                if obj.concept is not None:
+                    self.by_concept[obj.concept].append(index)
+            for category in {obj.category for obj in item.scene.objects}:
+                self.by_category.setdefault(category, []).append(index)
+        self.categories = sorted(self.by_category)
+
+
+# ------------------------------------------------------------------------------------------ the pool
+def _world_of(collection: Collection) -> World:
+    """The generator's ``World`` behind a synthetic collection, checked against the collection's concepts."""
+    settings = collection.meta.get("config")
+    if collection.meta.get("generator") != "repic.data.synthetic" or not isinstance(settings, dict):
+        raise RepicError(
+            f"{collection.root} is not a synthetic world (no generator config in collection.json); the tiny "
+            "base is pretrained on one: create it with `repic data synth DIR`"
+        )
+    world = make_world(WorldConfig.from_dict(settings, where=str(collection.root)), collection.root)
+    if world.splits != collection.splits:
+        raise RepicError(
+            f"{collection.root}: its concepts or splits differ from what its config generates; regenerate "
+            "the world with `repic data synth DIR --overwrite`"
+        )
+    return world
+
+
+def _world_words() -> set[str]:
+    """Words of the world's own text; a fresh name spelling one (``<cone>``) would read as that word."""
+    words = {"name", *CATEGORIES, *PROP_CATEGORIES}
+    return words | {value for values in ATTRIBUTE_VALUES.values() for value in values}
+
+
+def reserved_names(collection: Collection) -> frozenset[str]:
+    """Names a fresh name must never be: every concept of the collection (all splits) and world words."""
+    return frozenset(set(collection.concepts) | {f"<{word}>" for word in _world_words()})
+
+
+def split_pool(collection: Collection, split: str) -> ImagePool:
+    """The concepts, reference images and scenes of one split of ``collection``, nothing rendered."""
+    concepts = {concept.tag: concept for concept in collection.concepts_in(split)}
+    references = {tag: list(concept.images) for tag, concept in concepts.items()}
+    scenes = [PoolScene(s, collection.image_path(s.image)) for s in collection.scenes_in(split)]
+    return ImagePool(concepts, references, scenes, reserved_names(collection))
+
+
+def build_image_pool(
+    collection: Collection,
+    out_dir: str | Path,
+    *,
+    extra_scenes: int = 3000,
+    extra_references: int = 6,
+    object_views: int = 3000,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ImagePool:
+    """The training split of ``collection`` plus ``extra_scenes`` newly rendered training-split scenes,
+    ``extra_references`` more views of each training concept and up to ``object_views`` reference-style
+    views of the scenes' distractor objects, written under ``out_dir``."""
+    if min(extra_scenes, extra_references, object_views) < 0:
+        raise RepicError("extra_scenes, extra_references and object_views must be >= 0")
+    world = _world_of(collection)
+    config = world.config
+    out_dir = Path(out_dir)
+    train = collection.splits["train"]
+    if not train:
+        raise RepicError(f"{collection.root} has no training concepts to pretrain on; raise n_train_concepts")
+    pool = split_pool(collection, "train")
+    references, scenes = pool.references, list(pool.scenes)
+    for done, (tag, k) in enumerate(((tag, k) for tag in train for k in range(extra_references)), start=1):
+        index = config.refs_per_concept + k  # past the collection's own views
+        path = out_dir / "references" / tag[1:-1] / f"{index}.png"
+        atomic_write_bytes(path, png_bytes(build_reference(world, tag, index)))
+        references[tag].append(path)
+        if progress:
+            progress("references", done, len(train) * extra_references)
+
+    start = {
+        "single": config.n_train_concepts * config.scenes_per_train_concept,
+        "two": config.n_train_two,
+        "four": config.n_train_four,
+        "negative": config.n_train_negative,
+    }
+    needed = {"two": 2, "four": 4}
+    kinds = [
+        kind
+        for kind, share in _EXTRA_SCENE_KINDS.items()
+        if len(train) >= needed.get(kind, 1)
+        for _ in range(round(share * extra_scenes))
+    ]
+    drawn = dict.fromkeys(_EXTRA_SCENE_KINDS, 0)
+    for done, kind in enumerate(kinds, start=1):
+        index = start[kind] + drawn[kind]
+        drawn[kind] += 1
+        scene, _, rendered = build_scene(world, "train", kind, index)
+        path = out_dir / "scenes" / f"{kind}_{index:05d}.png"
+        atomic_write_bytes(path, png_bytes(rendered.image))
+        scenes.append(PoolScene(scene, path))
+        if progress:
+            progress("scenes", done, len(kinds))
+    objects = _object_views(config, scenes, out_dir / "objects", object_views)
+    return ImagePool(pool.concepts, references, scenes, pool.reserved_names, objects)
+
+
+def _object_views(config: WorldConfig, scenes: list[PoolScene], out_dir: Path, limit: int) -> list[ObjectView]:
+    """Reference-style views of the scenes' distractor objects, rendered by the world's own reference
+    renderer (on a world holding just that object), so they look exactly like concept references.
+
+    Distractors never look like any concept of the world (the generator ensures it), and there are
+    thousands of them: describing and matching them teaches attributes instead of 48 identities, which
+    is what held-out concepts need.
+    """
+    views: list[ObjectView] = []
+    for scene_index, item in enumerate(scenes):
+        details = item.scene.extra.get("object_details") or []
+        for obj, detail in zip(item.scene.objects, details, strict=False):
+            if len(views) == limit:
+                return views
+            if obj.concept is not None or "attributes" not in detail:
+                continue
+            stand_in = Concept("<object>", "", obj.category, "", [], {"attributes": dict(detail["attributes"])})
+            world = World(config, {stand_in.tag: stand_in}, {"train": [stand_in.tag]})
+            path = out_dir / f"{len(views):05d}.png"
+            atomic_write_bytes(path, png_bytes(build_reference(world, stand_in.tag, len(views))))
+            views.append(ObjectView(obj.category, dict(detail["attributes"]), path, scene_index))
+    return views
+
+
+# ------------------------------------------------------------------------------------------ names
+def fresh_name(rng: random.Random, reserved: Iterable[str]) -> str:
+    """A random ``<` + two syllables + `>`` name that is none of ``reserved``.
+
+    >>> fresh_name(random.Random(0), reserved=["<bako>"]).startswith("<")
+    True
+    """
+    taken = set(reserved)
+    while True:
+        name = f"<{rng.choice(SYLLABLES)}{rng.choice(SYLLABLES)}>"
+        if name not in taken:
+            return name
+
+
+# ------------------------------------------------------------------------------------------ rows
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _row(task: str, images: list[Path], content: list[dict[str, str]], answer: str, *, system: str = "") -> Row:
+    """A TRL conversational prompt-completion row; ``content`` holds the user turn's images and texts."""
+    prompt = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+    prompt.append({"role": "user", "content": content})
+    completion = [{"role": "assistant", "content": [{"type": "text", "text": answer}]}]
+    return {"task": task, "images": [str(p) for p in images], "prompt": prompt, "completion": completion}
+
+
+def _images_then(n_images: int, text: str) -> list[dict[str, str]]:
+    """The RePIC training layout: every image first, then one text."""
+    return [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
+
+
+def _maybe_yes_no_instruction(rng: random.Random, question: str) -> str:
+    """Half the yes/no questions carry OCT's answer instruction, so both phrasings get short answers."""
+    return f"{question} {OCT_ANSWER_INSTRUCTION}" if rng.random() < 0.5 else question
+
+
+def describe_row(pool: ImagePool, rng: random.Random, *, view_share: float = 0.4, rap_share: float = 0.15) -> Row:
+    """A scene or, for ``view_share`` of the rows, a single-object view -> its generic description.
+
+    Views are mostly of distractor objects (thousands of looks), the rest references of training
+    concepts. ``rap_share`` of the scene rows come in the RAP inference layout (a reference view with a
+    fresh name, then the query scene): asked for a caption there, the base describes the query, so the
+    demo's zero-shot prompt gets a caption rather than an answer to another task.
+    """
+    question = rng.choice(PRETRAIN_DESCRIBE_QUESTIONS)
+    if rng.random() < view_share:
+        if pool.objects and rng.random() < 0.75:
+            view = rng.choice(pool.objects)
+            path, attributes, category = view.path, view.attributes, view.category
+        else:
+            concept = pool.concepts[rng.choice(list(pool.concepts))]
+            path, attributes = rng.choice(pool.references[concept.tag]), concept.extra.get("attributes", {})
+            category = concept.category
+        answer = f"A photo of {describe_object(attributes, category)}."
+        return _row("describe", [path], _images_then(1, question), answer)
+    item = rng.choice(pool.scenes)
+    caption = describe_scene(item.scene, pool.concepts)
+    if rng.random() < rap_share:
+        tag = rng.choice(list(pool.concepts))
+        line = reference_line(fresh_name(rng, pool.reserved_names), pool.concepts[tag].info)
+        images, content = [rng.choice(pool.references[tag]), item.path], _rap_layout(line, question)
+        return _row("describe", images, content, caption, system=INFERENCE_SYSTEM_PROMPT)
+    return _row("describe", [item.path], _images_then(1, question), caption)
+
+
+def _rap_layout(reference: str, question: str) -> list[dict[str, str]]:
+    """The RAP inference layout's user turn for one reference: its image and line, the query and question."""
+    return [
+        {"type": "image"},
+        {"type": "text", "text": f"1. {reference}"},
+        {"type": "image"},
+        {"type": "text", "text": f"{QUERY_IMAGE_LEAD} {question}"},
+    ]
+
+
+def category_yes_no_row(pool: ImagePool, rng: random.Random) -> Row:
+    """A scene + "Is there a <category>?" -> yes (half the rows) or no."""
+    item = rng.choice(pool.scenes)
+    shown = {obj.category for obj in item.scene.objects}
+    absent = [c for c in pool.categories if c not in shown]
+    answer = "yes" if not absent or rng.random() < 0.5 else "no"
+    category = rng.choice(sorted(shown) if answer == "yes" else absent)
+    question = rng.choice(PRETRAIN_CATEGORY_QUESTIONS).format(article=_article(category), category=category)
+    return _row("category_yes_no", [item.path], _images_then(1, _maybe_yes_no_instruction(rng, question)), answer)
+
+
+def category_box_row(pool: ImagePool, rng: random.Random) -> Row:
+    """A scene + "Where is the <category>?" for a category shown once -> its box ``[x1, y1, x2, y2]``."""
+    while True:
+        item = rng.choice(pool.scenes)
+        counts: dict[str, int] = {}
+        for obj in item.scene.objects:
+            counts[obj.category] = counts.get(obj.category, 0) + 1
+        unique = [obj for obj in item.scene.objects if counts[obj.category] == 1]
+        if unique:
+            break
+    obj = rng.choice(unique)
+    if rng.random() < 0.5:
+        question = rng.choice(PRETRAIN_BOX_QUESTIONS).format(category=obj.category)
+    else:  # the VLT task's own phrasing, with the category as its target
+        question = vlt_problem(rng.choice(VLT_QUESTIONS), f"the {obj.category}")
+    text = f"{question} {VLT_ANSWER_INSTRUCTIONS['list']}"
+    return _row("category_box", [item.path], _images_then(1, text), format_box_answer(obj.box, style="list"))
+
+
+def echo_row(pool: ImagePool, rng: random.Random, *, own_name: bool = False) -> Row:
+    """A reference view with a fresh name -> the name, in the training layout (half) or the RAP layout.
+
+    ``own_name`` gives the concept's own name instead: only the probe does, on held-out concepts, to
+    measure copying of the very names personalization will need; pretraining never does.
+    """
+    tag = rng.choice(list(pool.concepts))
+    reference = rng.choice(pool.references[tag])
+    name = tag if own_name else fresh_name(rng, pool.reserved_names)
+    line = reference_line(name, pool.concepts[tag].info)
+    answer = rng.choice(PRETRAIN_ECHO_ANSWERS).format(name=name)
+    if rng.random() < 0.5:
+        text = f"{line}\n{rng.choice(PRETRAIN_ECHO_QUESTIONS)}"
+        return _row("echo", [reference], _images_then(1, text), answer)
+    query = rng.choice(pool.scenes).path
+    content = _rap_layout(line, rng.choice(PRETRAIN_ECHO_QUERY_QUESTIONS))
+    return _row("echo", [reference, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
+
+
+def matching_row(pool: ImagePool, rng: random.Random) -> Row:
+    """A single-object view + a scene -> whether that very object is in the scene; half yes, half no.
+
+    The object is a training concept (a reference view) or, for half the rows when the pool has them, a
+    distractor object (its view; the scene it was drawn in is the positive). Negatives are mostly scenes
+    holding another object of the same category.
+    """
+    if pool.objects and rng.random() < 0.5:
+        view = rng.choice(pool.objects)
+        reference, category = view.path, view.category
+        positives = [view.scene_index]
+    else:
+        tag = rng.choice([t for t, shown_in in pool.by_concept.items() if shown_in])
+        reference, category = rng.choice(pool.references[tag]), pool.concepts[tag].category
+        positives = pool.by_concept[tag]
+    if rng.random() < 0.5:
+        scene_index, answer = rng.choice(positives), "yes"
+    else:
+        excluded = set(positives)
+        hard = [i for i in pool.by_category.get(category, []) if i not in excluded]
+        if hard and rng.random() < _HARD_NEGATIVE_SHARE:
+            scene_index = rng.choice(hard)
+        else:
+            while (scene_index := rng.randrange(len(pool.scenes))) in excluded:
+                pass
+        answer = "no"
+    question = _maybe_yes_no_instruction(rng, rng.choice(PRETRAIN_MATCH_QUESTIONS))
+    return _row("matching", [reference, pool.scenes[scene_index].path], _images_then(2, question), answer)
+
+
+ROW_BUILDERS: dict[str, Callable[[ImagePool, random.Random], Row]] = {
+    "describe": describe_row,
+    "category_yes_no": category_yes_no_row,
+    "category_box": category_box_row,
+    "echo": echo_row,
+    "matching": matching_row,
+}
+
+
+def pretraining_rows(
+    pool: ImagePool, count: int, *, mix: PretrainMix = PretrainMix(), seed: int = 0, phase: str = "main"
+) -> Iterator[Row]:
+    """``count`` rows, each task drawn by the mix's weights; the same seed and phase give the same rows."""
+    if not pool.scenes:
+        raise RepicError("the image pool has no training scenes; generate a world with training scenes")
+    rng = random.Random(f"{seed}:pretrain-rows:{phase}")
+    tasks, weights = zip(*mix.shares().items(), strict=True)
+    for _ in range(count):
+        yield ROW_BUILDERS[rng.choices(tasks, weights)[0]](pool, rng)
+
+
+def rows_to_dataset(rows: Iterable[Row]):
+    """A ``datasets.Dataset`` of the rows whose ``images`` are opened only when a batch reads them."""
+    from datasets import Dataset, Image, List
+
+    return Dataset.from_list(list(rows)).cast_column("images", List(Image()))
+
+
+def row_text(row: Row) -> str:
+    """Every text of a row (prompt and completion), one part a line."""
+    return "\n".join(
+        part["text"]
+        for message in row["prompt"] + row["completion"]
+        for part in message["content"]
+        if part.get("type") == "text"
+    )
+
+
+# ------------------------------------------------------------------------------------------ tokenizer corpus
+def tokenizer_corpus(pool: ImagePool, rows: Iterable[Row], *, seed: int = 0) -> list[str]:
+    """Texts to train the tiny tokenizer on: the rows' texts, and every RePIC prompt filled with fresh
+    names (so later stages' prompts tokenize into learnt pieces); no concept name of the world."""
+    rng = random.Random(f"{seed}:tokenizer-corpus")
+    texts = [row_text(row) for row in rows]
+    texts += [INFERENCE_SYSTEM_PROMPT, *EVAL_CAPTION_QUESTIONS, *TRAIN_CAPTION_QUESTIONS, *ICT_SUFFIX_ROLL]
+    for _ in range(64):
+        name = fresh_name(rng, pool.reserved_names)
+        info = rng.choice([c.info for c in pool.concepts.values()])
+        texts.append(oct_problem(name, 1, rng.choice(OCT_QUESTIONS)) + " " + OCT_ANSWER_INSTRUCTION)
+        texts.append(vlt_problem(rng.choice(VLT_QUESTIONS), name, tag=name, info=info))
+        texts.append(ict_problem([(name, info)], rng.choice(TRAIN_CAPTION_QUESTIONS)))
+        texts.append(format_box_answer((rng.randrange(56), rng.randrange(56), 60, 100), name))
+    return [text for text in texts if text]

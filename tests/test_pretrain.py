@@ -1,0 +1,317 @@
+"""Pretraining the tiny base: the rows, the fresh names, the SFTTrainer run, the probe, the shipped model.
+
+A small world (4 training and 2 held-out concepts) is generated once per module; the pretraining run is a
+few steps on it, enough to go through TRL's SFTTrainer, save and probe.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from repic.data.synthetic import (
+    CATEGORIES,
+    PROP_CATEGORIES,
+    WorldConfig,
+    build_scene,
+    generate_world,
+    make_world,
+)
+from repic.errors import RepicError
+from repic.models import check_name_tokenization, tiny
+from repic.models.pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
+from repic.models.pretrain_data import (
+    PRETRAIN_TASKS,
+    PretrainMix,
+    build_image_pool,
+    fresh_name,
+    pretraining_rows,
+    reserved_names,
+    row_text,
+    tokenizer_corpus,
+)
+from repic.models.probe import PROBE_KEYS, Generated, ProbeConfig, caption_scores
+from repic.models.tiny import shipped_base_path
+from repic.models.tokenizer import NAME_SYLLABLES, TINY_NAME_PATTERN
+from repic.prompts import count_image_placeholders
+
+SMALL_WORLD = WorldConfig(
+    n_train_concepts=4,
+    n_heldout_concepts=2,
+    scenes_per_train_concept=2,
+    n_train_two=2,
+    n_train_four=1,
+    n_train_negative=2,
+    n_eval_single=2,
+    n_eval_two=1,
+    n_eval_four=0,
+    n_eval_negative=1,
+)
+QUICK_PROBE = ProbeConfig(
+    captions=2, copies=2, matching=2, category_questions=2, boxes=2, caption_tokens=4, answer_tokens=4, speed_tokens=2
+)
+NAME = re.compile(r"<[a-z]+>")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return generate_world(tmp_path_factory.mktemp("world") / "small", SMALL_WORLD)
+
+
+@pytest.fixture(scope="module")
+def pool(world, tmp_path_factory):
+    return build_image_pool(
+        world, tmp_path_factory.mktemp("pool"), extra_scenes=10, extra_references=1, object_views=12
+    )
+
+
+@pytest.fixture(scope="module")
+def rows(pool):
+    return list(pretraining_rows(pool, 400, seed=0))
+
+
+@pytest.fixture(scope="module")
+def pretrained(world, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    config = PretrainConfig(
+        steps=3, batch_size=4, extra_scenes=6, extra_references=1, copy_checks=1, world=SMALL_WORLD
+    )
+    record = pretrain_tiny(root / "base", config, world_dir=world.root, work_dir=root / "work", probe=QUICK_PROBE,
+                           command="test run")
+    return root, record
+
+
+def _answer(row) -> str:
+    return row["completion"][0]["content"][0]["text"]
+
+
+def _by_path(pool):
+    return {str(item.path): item.scene for item in pool.scenes}
+
+
+# ------------------------------------------------------------------------------------------ rows
+def test_every_task_is_drawn_and_each_image_has_one_placeholder(rows):
+    assert set(Counter(row["task"] for row in rows)) == set(PRETRAIN_TASKS)
+    for row in rows:
+        # TRL pairs placeholders with images in order: the two counts must agree on every row.
+        assert count_image_placeholders(row["prompt"]) == len(row["images"]) >= 1
+        assert row["completion"][0]["role"] == "assistant"
+
+
+def test_rows_name_no_concept_and_show_nothing_held_out(world, rows):
+    held_out_images = {str(world.image_path(s.image)) for s in world.scenes_in("heldout")}
+    held_out_images |= {str(p) for c in world.concepts_in("heldout") for p in c.images}
+    for row in rows:
+        text = row_text(row)
+        assert not [tag for tag in world.concepts if tag in text], text  # neither training nor held-out names
+        assert not held_out_images & set(row["images"])
+
+
+def test_echo_names_are_fresh_and_copied_from_the_prompt(world, rows):
+    reserved = reserved_names(world)
+    echoes = [row for row in rows if row["task"] == "echo"]
+    assert len(echoes) > 70  # about 25 % of 400
+    for row in echoes:
+        name = NAME.search(_answer(row)).group(0)
+        assert TINY_NAME_PATTERN.fullmatch(name)
+        assert name not in reserved
+        assert name in row_text({"prompt": row["prompt"], "completion": []})  # given in the prompt
+
+
+def test_fresh_name_never_returns_a_reserved_name():
+    everything = {f"<{a}{b}>" for a in NAME_SYLLABLES for b in NAME_SYLLABLES}
+    # Every name but one is reserved, so the only possible draw is that one.
+    assert fresh_name(__import__("random").Random(3), everything - {"<zuzu>"}) == "<zuzu>"
+
+
+@pytest.mark.parametrize("task", ["category_yes_no", "matching"])
+def test_yes_no_rows_are_balanced(rows, task):
+    answers = Counter(_answer(row) for row in rows if row["task"] == task)
+    assert set(answers) == {"yes", "no"}
+    assert 0.35 <= answers["yes"] / sum(answers.values()) <= 0.65  # drawn at 1/2 per row
+
+
+def test_matching_says_yes_exactly_when_the_reference_object_is_in_the_scene(pool, rows):
+    # A concept's view belongs to every scene showing the concept; a distractor's view to its own scene.
+    owners = {str(path): set(pool.by_concept[tag]) for tag, paths in pool.references.items() for path in paths}
+    owners |= {str(view.path): {view.scene_index} for view in pool.objects}
+    index = {str(item.path): i for i, item in enumerate(pool.scenes)}
+    matching = [row for row in rows if row["task"] == "matching"]
+    assert {row["images"][0] in owners for row in matching} == {True}
+    for row in matching:
+        reference, query = row["images"]
+        assert (_answer(row) == "yes") == (index[query] in owners[reference])
+
+
+def test_object_views_are_distractors_of_their_scene(pool):
+    assert len(pool.objects) == 12
+    for view in pool.objects:
+        scene = pool.scenes[view.scene_index].scene
+        details = scene.extra["object_details"]
+        assert any(
+            obj.concept is None and obj.category == view.category and detail["attributes"] == view.attributes
+            for obj, detail in zip(scene.objects, details, strict=True)
+        )
+
+
+def test_box_answers_are_the_box_of_the_only_object_of_that_category(pool, rows):
+    scenes = _by_path(pool)
+    for row in (r for r in rows if r["task"] == "category_box"):
+        scene = scenes[row["images"][0]]
+        asked = [c for c in CATEGORIES + PROP_CATEGORIES if f"the {c}" in row_text({"prompt": row["prompt"], "completion": []})]
+        matches = [obj for obj in scene.objects if obj.category in asked]
+        assert len(matches) == 1
+        # Integer pixels of the image, the format the VLT reward parses: "[x1, y1, x2, y2]".
+        assert _answer(row) == "[" + ", ".join(str(round(v)) for v in matches[0].box) + "]"
+
+
+def test_same_seed_same_rows_other_seed_other_rows(pool):
+    first = list(pretraining_rows(pool, 20, seed=5))
+    assert first == list(pretraining_rows(pool, 20, seed=5))
+    assert first != list(pretraining_rows(pool, 20, seed=6))
+
+
+def test_tokenizer_corpus_holds_no_concept_name(world, pool, rows):
+    corpus = "\n".join(tokenizer_corpus(pool, rows))
+    assert "Give a personalized caption of this image." in corpus  # the evaluation prompts are learnt too
+    assert not [tag for tag in world.concepts if tag in corpus]
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        # 1 + 0 + 0 + 1 + 2 = 4 in all: shares 1/4, 0, 0, 1/4, 2/4.
+        ({"describe": 1, "category_yes_no": 0, "category_box": 0, "echo": 1, "matching": 2},
+         {"describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0, "echo": 0.25, "matching": 0.5}),
+        # The defaults already sum to 1, so shares equal weights.
+        ({}, {"describe": 0.30, "category_yes_no": 0.10, "category_box": 0.10, "echo": 0.25, "matching": 0.25}),
+    ],
+)
+def test_mix_shares(weights, expected):
+    assert PretrainMix(**weights).shares() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [({"echo": 0}, "echo"), ({"describe": -1}, ">= 0"), ({"matching": True}, ">= 0")],
+)
+def test_mix_rejects_bad_weights(weights, message):
+    with pytest.raises(RepicError, match=message):
+        PretrainMix(**weights)
+
+
+def test_pool_refuses_a_collection_that_is_not_a_synthetic_world(world, tmp_path):
+    world.meta.pop("generator")
+    try:
+        with pytest.raises(RepicError, match="not a synthetic world"):
+            build_image_pool(world, tmp_path, extra_scenes=1)
+    finally:
+        world.meta["generator"] = "repic.data.synthetic"
+
+
+# ------------------------------------------------------------------------------------------ scores
+@pytest.mark.parametrize(
+    ("reference", "caption", "expected"),
+    [
+        # Both categories named; of the attribute words {red, blue} only red is said: recall 1, 1/2.
+        ("A photo of a red bear and a blue cup.", "a red bear, a green cup",
+         {"category_recall": 1.0, "attribute_recall": 0.5}),
+        # "cat" is not shown: precision 1 right / 2 named = 0.5; recall 1 of 2 shown categories.
+        ("A photo of a bear and a cup.", "a bear and a cat", {"category_precision": 0.5, "category_recall": 0.5}),
+        # No category at all: nothing named, mention rate 0.
+        ("A photo of a bear.", "a photo", {"category_mention_rate": 0.0, "category_precision": 0.0}),
+    ],
+)
+def test_caption_scores(reference, caption, expected):
+    scores = caption_scores([reference], [Generated(caption, True, True)])
+    assert {key: scores[key] for key in expected} == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------------------------ training
+def test_pretraining_runs_through_sft_trainer_and_changes_the_weights(pretrained):
+    root, record = pretrained
+    before = load_file(root / "work" / "initial" / "model.safetensors")
+    after = load_file(root / "base" / "model.safetensors")
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert len(changed) > len(before) // 2  # full fine-tuning: (almost) every tensor moves
+    assert record["training"]["steps"] == 3
+    assert record["data"]["rows"] == 3 * 4  # every row seen once
+    assert [c["step"] for c in record["training"]["copy_accuracy_by_step"]] == [3]
+    assert json.loads((root / "base" / RECORD_FILE).read_text())["command"] == "test run"
+    # save_pretrained writes the weights owner-only (0600); the folder's files must be readable by all.
+    assert {path.stat().st_mode & 0o044 for path in (root / "base").iterdir()} == {0o044}
+
+
+def test_pretrained_folder_loads_with_auto_classes_and_keeps_names_at_four_tokens(pretrained, world):
+    folder = pretrained[0] / "base"
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    assert model.config.model_type == "qwen2_5_vl"
+    report = check_name_tokenization(processor.tokenizer, list(world.concepts))
+    assert report["consistent"] and report["lengths"] == {4: len(world.concepts)}
+
+
+def test_probe_returns_the_documented_keys(pretrained):
+    assert set(pretrained[1]["probe"]) == set(PROBE_KEYS)
+    assert pretrained[1]["probe"]["same_world_as_pretraining"] is True
+
+
+def test_probe_cli_prints_a_table_and_writes_json(pretrained, world, tmp_path, run_cli):
+    out = tmp_path / "probe.json"
+    result = run_cli("models", "probe", pretrained[0] / "base", "--world", world.root, "--prompts", "2",
+                     "--caption-tokens", "4", "--json-out", out)
+    assert result.exit_code == 0, result.stderr
+    assert "copy accuracy, fresh names" in result.stdout
+    assert set(json.loads(out.read_text())) == set(PROBE_KEYS)
+
+
+def test_probe_cli_explains_a_missing_world(pretrained, tmp_path, run_cli):
+    result = run_cli("models", "probe", pretrained[0] / "base", "--world", tmp_path / "nowhere")
+    assert result.exit_code == 2
+    assert "repic data synth" in result.stderr
+
+
+def test_pretrain_cli_refuses_a_non_empty_out_folder(tmp_path, run_cli):
+    (tmp_path / "keep.txt").write_text("mine")
+    result = run_cli("models", "pretrain-tiny", "--out", tmp_path, "--steps", "1")
+    assert result.exit_code == 2
+    assert "--overwrite" in result.stderr and (tmp_path / "keep.txt").exists()
+
+
+def test_pretrain_config_explains_bad_values():
+    with pytest.raises(RepicError, match="steps must be at least 1"):
+        PretrainConfig(steps=0)
+
+
+# ------------------------------------------------------------------------------------------ shipped base
+def test_shipped_base_loads_fast_and_captions_a_held_out_scene(tmp_path):
+    folder = shipped_base_path()
+    started = time.perf_counter()
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    assert time.perf_counter() - started < 5.0
+    # A held-out scene of the default world, the world the base was pretrained on without its held-out half.
+    scene, _, rendered = build_scene(make_world(WorldConfig(), tmp_path), "heldout", "single", 0)
+    from PIL import Image
+
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[Image.fromarray(rendered.image)], return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=96, do_sample=False)
+    caption = processor.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    # Greedy, so the same caption every run; it names objects by category as pretraining taught.
+    assert set(CATEGORIES + PROP_CATEGORIES) & set(re.findall(r"[a-z]+", caption)), caption
+
+
+def test_shipped_base_path_explains_a_missing_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(tiny, "SHIPPED_BASE", tmp_path / "tiny-base")
+    with pytest.raises(RepicError, match="pretrain-tiny"):
+        shipped_base_path()
