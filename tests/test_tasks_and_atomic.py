@@ -70,3 +70,26 @@ def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_folder_replaces_on_success_and_keeps_old_on_failure(tmp_path):
+    from repic.atomic import atomic_folder
+
+    target = tmp_path / "model"
+    with atomic_folder(target) as staging:
+        (staging / "weights.bin").write_bytes(b"v1")
+        (staging / "weights.bin").chmod(0o600)  # as save_pretrained leaves weights
+    assert (target / "weights.bin").read_bytes() == b"v1"
+    assert (target / "weights.bin").stat().st_mode & 0o044 == 0o044  # readable by group and others again
+
+    with pytest.raises(RuntimeError):
+        with atomic_folder(target) as staging:
+            (staging / "weights.bin").write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert (target / "weights.bin").read_bytes() == b"v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left behind
+
+    with atomic_folder(target) as staging:
+        (staging / "weights.bin").write_bytes(b"v2")
+    assert (target / "weights.bin").read_bytes() == b"v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # the previous folder was removed

@@ -1,21 +1,25 @@
-"""Atomic file writes: outputs are either complete or absent, never half-written.
+"""Atomic file and folder writes: outputs are either complete or absent, never half-written.
 
 Every writer of outputs (databases, predictions, sample files, reports) goes through these helpers:
 the content is written to a temporary file in the destination folder, flushed to disk, then renamed
 over the destination (``os.replace`` is atomic on POSIX and Windows when both sit on one filesystem).
+Folders (model checkpoints) are built in a hidden sibling by ``atomic_folder`` and renamed into place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def _default_file_mode() -> int:
+def default_file_mode() -> int:
     """The mode a plain ``open(..., "w")`` would give: 0o666 less the process umask."""
     umask = os.umask(0)
     os.umask(umask)
@@ -33,7 +37,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp creates 0600 files; outputs should be as readable as any other written file.
-        os.chmod(tmp, _default_file_mode())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         # Also on KeyboardInterrupt: leave no temporary file behind.
@@ -56,3 +60,34 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
     """Write one JSON document per line to ``path`` atomically."""
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     return atomic_write_text(path, text)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder in a hidden sibling of ``path`` and rename it onto ``path`` when the block succeeds.
+
+    A previous folder at ``path`` is moved aside first and removed last; if the block raises, the
+    half-built sibling is removed and ``path`` is left as it was. Files get the mode a plain ``open``
+    would give (libraries such as ``save_pretrained`` leave weights 0600, which a shared or shipped
+    checkpoint must not keep).
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
+    staging.mkdir()  # unlike mkdtemp, honours the umask, so the finished folder gets normal permissions
+    try:
+        yield staging
+        mode = default_file_mode()
+        for file in staging.rglob("*"):
+            if file.is_file():
+                file.chmod(mode)
+        previous = None
+        if out.exists():
+            previous = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
+            os.replace(out, previous)
+        os.replace(staging, out)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

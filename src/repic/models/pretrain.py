@@ -39,7 +39,6 @@ import platform
 import shutil
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,7 +51,7 @@ import trl
 from transformers import AutoModelForImageTextToText, AutoProcessor, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_folder, atomic_write_json
 from ..data.collection import Collection, load_collection
 from ..data.synthetic import WorldConfig, generate_world
 from ..errors import RepicError
@@ -66,7 +65,7 @@ from .pretrain_data import (
     tokenizer_corpus,
 )
 from .probe import ProbeConfig, copy_accuracy, generate, heldout_rows, probe_model
-from .tiny import TinyModelConfig, build_tiny_model, move_into_place
+from .tiny import TinyModelConfig, build_tiny_model
 
 RECORD_FILE = "pretrain_record.json"
 # Copy-heavy first phase: copying a name emerges suddenly once enough echo rows were seen (~11k in a
@@ -274,35 +273,19 @@ def pretrain_tiny(
         trainer = _train(base, rows, config, work, callbacks, processor)
         trained = time.perf_counter()
 
-        staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
-        staging.mkdir(parents=True)
-        try:
+        with atomic_folder(out) as staging:
             trainer.model.save_pretrained(staging)
             processor.save_pretrained(staging)
             shutil.copy2(base / "repic_tiny_config.json", staging / "repic_tiny_config.json")
             record = _record(config, collection, world_dir, rows, trainer, command,
                              prepare_s=prepared - started, train_s=trained - prepared)
             atomic_write_json(staging / RECORD_FILE, record)
-            _readable_by_all(staging)
-            move_into_place(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         if probe is not None and collection.splits.get("heldout"):
             say("probe: measuring the saved model on the held-out concepts")
             record["probe"] = probe_model(out, collection.root, probe)
         record["wall_seconds"] = round(time.perf_counter() - started, 1)
         atomic_write_json(out / RECORD_FILE, record)
     return record
-
-
-def _readable_by_all(folder: Path) -> None:
-    """Give every file the mode a plain ``open`` would; ``save_pretrained`` leaves the weights 0600, which
-    a shipped or shared checkpoint must not keep."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
 
 
 def _record(

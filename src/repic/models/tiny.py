@@ -24,8 +24,6 @@ What it chose and why:
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +39,7 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_folder, atomic_write_json
 from ..errors import RepicError
 from .tokenizer import CHAT_TEMPLATE, train_tiny_tokenizer
 
@@ -208,34 +206,16 @@ def build_tiny_model(
         do_sample=False,
     )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
-    staging.mkdir()  # unlike mkdtemp, honours the umask, so the finished folder gets normal permissions
-    try:
+    with atomic_folder(out) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         _write_build_record(staging, config)
-        move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 
 def _write_build_record(folder: Path, config: TinyModelConfig) -> None:
     """Record the sizes the model was built from, so a folder says how to rebuild it."""
     atomic_write_json(folder / "repic_tiny_config.json", asdict(config))
-
-
-def move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished folder onto ``out``; a previous folder is moved aside first and removed last."""
-    previous = None
-    if out.exists():
-        previous = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
-        os.replace(out, previous)
-    os.replace(staging, out)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
 
 
 SHIPPED_BASE = Path(__file__).resolve().parent.parent / "assets" / "tiny-base"
