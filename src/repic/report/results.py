@@ -1,0 +1,385 @@
+"""The results of a comparison run, as one typed record that reads and writes ``results.json``.
+
+A ``Results`` holds, for an ordered list of models (any labels: ``base``, ``start``, ``sft``, ``repic``):
+
+- concept-name scores per caption evaluation (``EVALUATIONS``: 1, 2 and 4 concepts with the true concepts
+  given, 1 and 2 concepts with retrieved ones) in both scorer modes (``SCORER_MODES``), each the
+  ``NameScores`` of ``repic.evaluate.metrics`` (rates and the counts behind them), plus how many captions
+  name a concept that is not in the image (``absent_named``): the hallucination the P/R/F1 counting only
+  sees indirectly, and the one retrieval invites, since retrieved references are not all in the picture;
+- recognition accuracy (OCT) and localization accuracy with mean IoU (VLT), again the scorer's records;
+- the run's timings per stage, the commands and configs it used, the machine and the date.
+
+Choices:
+
+- The score records are the evaluator's own dataclasses, not copies, so a number cannot change meaning on
+  its way from scorer to report. ``to_json`` writes them field by field (rates as fractions in [0, 1]);
+  ``from_json`` checks every field's type against the dataclass, so a hand-edited or truncated file fails
+  with the field's path in the message instead of a ``KeyError`` deep in the report writer.
+- The file carries ``"format": "repic-results"`` and a ``version``; a reader refuses versions newer than
+  its own, because silently dropping fields it does not know would misreport a newer run.
+- Evaluation keys are a closed set: a typo (``"tow"``) would otherwise become a column of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import RepicError
+from ..evaluate.metrics import LocalizationScores, NameScores, RecognitionScores
+
+RESULTS_FORMAT = "repic-results"
+RESULTS_VERSION = 1
+
+# Caption evaluations, in the order tables and plots show them, with their display labels.
+EVALUATIONS: dict[str, str] = {
+    "single": "1 concept",
+    "two": "2 concepts",
+    "four": "4 concepts",
+    "single_retrieval": "1 concept, retrieval",
+    "two_retrieval": "2 concepts, retrieval",
+}
+SCORER_MODES: dict[str, str] = {
+    "official": "official (RePIC scripts)",
+    "strict": "strict (whole names)",
+}
+
+
+def percent(rate: float | None, digits: int = 1) -> str:
+    """A rate in [0, 1] as a percentage string, ``"n/a"`` for a missing rate.
+
+    >>> percent(0.6667), percent(None), percent(1.0, digits=0)
+    ('66.7', 'n/a', '100')
+    """
+    return "n/a" if rate is None else f"{rate * 100:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Count:
+    """``hits`` out of ``total`` (e.g. captions naming an absent concept out of all captions)."""
+
+    hits: int
+    total: int
+
+    @property
+    def rate(self) -> float | None:
+        """``hits / total``, ``None`` when there is nothing to count.
+
+        >>> Count(3, 12).rate, Count(0, 0).rate
+        (0.25, None)
+        """
+        return self.hits / self.total if self.total else None
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    """One model on one caption evaluation: ``rows`` captions scored in both modes.
+
+    ``absent_named`` counts captions that name at least one concept absent from their image (``None`` when
+    the evaluation did not count it, e.g. single-concept files without distractor references).
+    """
+
+    rows: int
+    official: NameScores
+    strict: NameScores
+    absent_named: Count | None = None
+
+    def scores(self, mode: str) -> NameScores:
+        """The scores of scorer ``mode`` (``"official"`` or ``"strict"``)."""
+        if mode not in SCORER_MODES:
+            raise RepicError(f"unknown scorer mode {mode!r}; choose one of {', '.join(SCORER_MODES)}")
+        return self.official if mode == "official" else self.strict
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """Everything measured on one model; ``description`` says what it is (e.g. "base + 40-step warm-up")."""
+
+    label: str
+    description: str = ""
+    captions: Mapping[str, CaptionResult] = field(default_factory=dict)
+    recognition: RecognitionScores | None = None
+    localization: LocalizationScores | None = None
+
+
+def describe_machine() -> str:
+    """A one-line description of this machine: OS, architecture, CPU count and Python version."""
+    return (
+        f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count() or '?'} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Results:
+    """A comparison of models; see the module docs. ``timings`` maps stage name to seconds, in run order."""
+
+    models: Sequence[ModelResult]
+    title: str = "RePIC comparison"
+    timings: Mapping[str, float] = field(default_factory=dict)
+    commands: Sequence[str] = ()
+    configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    machine: str = field(default_factory=describe_machine)
+    created: str = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        labels = [model.label for model in self.models]
+        if not labels:
+            raise RepicError("results need at least one model; add a ModelResult per evaluated model")
+        for label in labels:
+            if not label.strip():
+                raise RepicError("a model label is empty; give every model a short label such as 'sft'")
+            if labels.count(label) > 1:
+                raise RepicError(f"model label {label!r} is used twice; give every model its own label")
+        for model in self.models:
+            for key, result in model.captions.items():
+                _check_evaluation(key, f"model {model.label!r}")
+                for mode in SCORER_MODES:
+                    _check_scores(result.scores(mode), f"model {model.label!r}, {key}, {mode} scores")
+                if result.absent_named is not None:
+                    _check_scores(result.absent_named, f"model {model.label!r}, {key}, absent_named")
+            for name, scores in (("recognition", model.recognition), ("localization", model.localization)):
+                if scores is not None:
+                    _check_scores(scores, f"model {model.label!r}, {name}")
+        for stage, seconds in self.timings.items():
+            if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
+                raise RepicError(
+                    f"timing of stage {stage!r} must be a number of seconds >= 0, not {seconds!r}"
+                )
+
+        # Configs come from dataclasses and YAML: held as plain JSON values from here on (paths become
+        # strings, anything else that JSON cannot hold is refused now, not when the report is written).
+        for name, config in self.configs.items():
+            if not isinstance(config, Mapping):
+                raise RepicError(
+                    f"config {name!r} must be a mapping of settings, not {type(config).__name__}"
+                )
+        plain = json.loads(json.dumps(dict(self.configs), default=_config_value))
+        object.__setattr__(self, "configs", plain)
+
+    @property
+    def labels(self) -> list[str]:
+        """The model labels, in table order."""
+        return [model.label for model in self.models]
+
+    @property
+    def evaluations(self) -> list[str]:
+        """The caption evaluations any model has, in ``EVALUATIONS`` order."""
+        present = {key for model in self.models for key in model.captions}
+        return [key for key in EVALUATIONS if key in present]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``results.json`` document (rates as fractions in [0, 1])."""
+        return {
+            "format": RESULTS_FORMAT,
+            "version": RESULTS_VERSION,
+            "title": self.title,
+            "created": self.created,
+            "machine": self.machine,
+            "models": [_model_to_json(model) for model in self.models],
+            "timings": dict(self.timings),
+            "commands": list(self.commands),
+            "configs": copy.deepcopy(dict(self.configs)),  # a caller editing the document leaves us alone
+        }
+
+    @classmethod
+    def from_json(cls, document: Any, where: str = "results") -> Results:
+        """Read a ``results.json`` document; ``where`` (a file name) prefixes every error message."""
+        obj = _object(document, where)
+        if obj.get("format") != RESULTS_FORMAT:
+            raise RepicError(
+                f"{where} is not a repic results file (its 'format' is {obj.get('format')!r}, expected "
+                f"{RESULTS_FORMAT!r}); pass the results.json of a repic report"
+            )
+        version = obj.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= RESULTS_VERSION:
+            raise RepicError(
+                f"{where} has results format version {version!r}; this repic reads versions 1 to "
+                f"{RESULTS_VERSION}; upgrade repic to read files from newer releases"
+            )
+        models = _typed(obj, "models", list, where)
+        return cls(
+            models=[_model_from_json(item, f"{where}: models[{i}]") for i, item in enumerate(models)],
+            title=_typed(obj, "title", str, where),
+            timings={
+                str(stage): _number(seconds, f"{where}: timings.{stage}")
+                for stage, seconds in _typed(obj, "timings", dict, where).items()
+            },
+            commands=[
+                _string(c, f"{where}: commands[{i}]")
+                for i, c in enumerate(_typed(obj, "commands", list, where))
+            ],
+            configs={
+                str(name): _object(config, f"{where}: configs.{name}")
+                for name, config in _typed(obj, "configs", dict, where).items()
+            },
+            machine=_typed(obj, "machine", str, where),
+            created=_typed(obj, "created", str, where),
+        )
+
+
+def read_results(path: str | os.PathLike) -> Results:
+    """Read a ``results.json`` file written by ``write_report`` (or by ``Results.to_json``)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RepicError(f"results file {path} does not exist; pass the results.json of a report") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RepicError(f"cannot read {path}: {exc}; check the file and its permissions") from None
+    except json.JSONDecodeError as exc:
+        raise RepicError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); write the report again"
+        ) from None
+    return Results.from_json(document, str(path))
+
+
+def _check_evaluation(key: str, where: str) -> None:
+    if key not in EVALUATIONS:
+        raise RepicError(f"{where}: unknown caption evaluation {key!r}; use one of {', '.join(EVALUATIONS)}")
+
+
+def _check_scores(record: Any, where: str) -> None:
+    """Every rate of a score record lies in [0, 1] and every count is >= 0 (a record built by hand may not)."""
+    for spec in fields(record):
+        value = getattr(record, spec.name)
+        if value is None:
+            continue
+        if spec.type == "int" and value < 0:
+            raise RepicError(f"{where}: {spec.name} is {value}, a count cannot be negative; fix the scores")
+        if spec.type != "int" and not 0 <= value <= 1:
+            raise RepicError(
+                f"{where}: {spec.name} is {value}, outside [0, 1]; rates are fractions, not percentages"
+            )
+
+
+def _config_value(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise RepicError(
+        f"a config value of type {type(value).__name__} ({value!r}) cannot be written to results.json; "
+        "convert it to a string, number, list or mapping"
+    )
+
+
+# ---------------------------------------------------------------------------------------- to JSON
+
+
+def _model_to_json(model: ModelResult) -> dict[str, Any]:
+    return {
+        "label": model.label,
+        "description": model.description,
+        "captions": {key: _caption_to_json(result) for key, result in model.captions.items()},
+        "recognition": None if model.recognition is None else asdict(model.recognition),
+        "localization": None if model.localization is None else asdict(model.localization),
+    }
+
+
+def _caption_to_json(result: CaptionResult) -> dict[str, Any]:
+    absent = result.absent_named
+    return {
+        "rows": result.rows,
+        "official": asdict(result.official),
+        "strict": asdict(result.strict),
+        # The rate is written for people reading the file; the reader recomputes it from the counts.
+        "absent_named": None if absent is None else {**asdict(absent), "rate": absent.rate},
+    }
+
+
+# -------------------------------------------------------------------------------------- from JSON
+
+
+def _model_from_json(item: Any, where: str) -> ModelResult:
+    obj = _object(item, where)
+    captions = _typed(obj, "captions", dict, where)
+    for key in captions:
+        _check_evaluation(key, f"{where}.captions")
+    recognition, localization = obj.get("recognition"), obj.get("localization")
+    return ModelResult(
+        label=_typed(obj, "label", str, where),
+        description=_typed(obj, "description", str, where),
+        captions={
+            key: _caption_from_json(value, f"{where}.captions.{key}") for key, value in captions.items()
+        },
+        recognition=None
+        if recognition is None
+        else _record(RecognitionScores, recognition, f"{where}.recognition"),
+        localization=None
+        if localization is None
+        else _record(LocalizationScores, localization, f"{where}.localization"),
+    )
+
+
+def _caption_from_json(item: Any, where: str) -> CaptionResult:
+    obj = _object(item, where)
+    absent = obj.get("absent_named")
+    return CaptionResult(
+        rows=_int(obj.get("rows"), f"{where}.rows"),
+        official=_record(NameScores, obj.get("official"), f"{where}.official"),
+        strict=_record(NameScores, obj.get("strict"), f"{where}.strict"),
+        absent_named=None if absent is None else _record(Count, absent, f"{where}.absent_named"),
+    )
+
+
+def _record(cls: type, item: Any, where: str) -> Any:
+    """A score dataclass from its JSON object, each field checked against its annotation."""
+    obj = _object(item, where)
+    values = {}
+    for spec in fields(cls):
+        if spec.name not in obj:
+            raise RepicError(f"{where} has no {spec.name!r}; write the report again or add the field")
+        value, here = obj[spec.name], f"{where}.{spec.name}"
+        if spec.type == "int":
+            values[spec.name] = _int(value, here)
+        elif spec.type == "float":
+            values[spec.name] = _number(value, here)
+        else:  # "float | None": a rate that had nothing to count
+            values[spec.name] = None if value is None else _number(value, here)
+    return cls(**values)
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RepicError(f"{where} must be a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _typed(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind):
+        names = {dict: "an object", list: "a list", str: "a string"}
+        raise RepicError(f"{where}: {key!r} must be {names[kind]}, found {json.dumps(value)[:60]}")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise RepicError(f"{where} must be a string, found {json.dumps(value)[:60]}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RepicError(f"{where} must be a whole number, found {json.dumps(value)[:60]}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise RepicError(f"{where} must be a finite number, found {json.dumps(value)[:60]}")
+    return float(value)
