@@ -81,7 +81,8 @@ def rows(pool):
 def pretrained(world, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     config = PretrainConfig(
-        steps=3, batch_size=4, extra_scenes=6, extra_references=1, copy_checks=1, world=SMALL_WORLD
+        steps=3, batch_size=4, vision_phase_steps=1, copy_phase_steps=1, extra_scenes=6, extra_references=1,
+        copy_checks=1, world=SMALL_WORLD,
     )
     record = pretrain_tiny(root / "base", config, world_dir=world.root, work_dir=root / "work", probe=QUICK_PROBE,
                            command="test run")
@@ -117,7 +118,7 @@ def test_rows_name_no_concept_and_show_nothing_held_out(world, rows):
 def test_echo_names_are_fresh_and_copied_from_the_prompt(world, rows):
     reserved = reserved_names(world)
     echoes = [row for row in rows if row["task"] == "echo"]
-    assert len(echoes) > 70  # about 25 % of 400
+    assert len(echoes) > 50  # about 20 % of 400
     for row in echoes:
         name = NAME.search(_answer(row)).group(0)
         assert TINY_NAME_PATTERN.fullmatch(name)
@@ -187,11 +188,13 @@ def test_tokenizer_corpus_holds_no_concept_name(world, pool, rows):
 @pytest.mark.parametrize(
     ("weights", "expected"),
     [
-        # 1 + 0 + 0 + 1 + 2 = 4 in all: shares 1/4, 0, 0, 1/4, 2/4.
-        ({"describe": 1, "category_yes_no": 0, "category_box": 0, "echo": 1, "matching": 2},
-         {"describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0, "echo": 0.25, "matching": 0.5}),
+        # 0 + 1 + 0 + 0 + 1 + 2 = 4 in all: shares 0, 1/4, 0, 0, 1/4, 2/4.
+        ({"object": 0, "describe": 1, "category_yes_no": 0, "category_box": 0, "echo": 1, "matching": 2},
+         {"object": 0.0, "describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0, "echo": 0.25,
+          "matching": 0.5}),
         # The defaults already sum to 1, so shares equal weights.
-        ({}, {"describe": 0.30, "category_yes_no": 0.10, "category_box": 0.10, "echo": 0.25, "matching": 0.25}),
+        ({}, {"object": 0.15, "describe": 0.25, "category_yes_no": 0.10, "category_box": 0.10, "echo": 0.20,
+              "matching": 0.20}),
     ],
 )
 def test_mix_shares(weights, expected):
@@ -200,11 +203,74 @@ def test_mix_shares(weights, expected):
 
 @pytest.mark.parametrize(
     ("weights", "message"),
-    [({"echo": 0}, "echo"), ({"describe": -1}, ">= 0"), ({"matching": True}, ">= 0")],
+    [({"describe": -1}, ">= 0"), ({"matching": True}, ">= 0"),
+     ({"object": 0, "describe": 0, "category_yes_no": 0, "category_box": 0, "echo": 0, "matching": 0}, "positive")],
 )
 def test_mix_rejects_bad_weights(weights, message):
     with pytest.raises(RepicError, match=message):
         PretrainMix(**weights)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # Without echo rows in the main mix the base never learns to write a name.
+        ({"mix": PretrainMix(echo=0)}, "echo"),
+        # 700 + 300 phase steps cannot fit in 500 steps.
+        ({"steps": 500}, "fit in steps"),
+        ({"vision_phase_steps": -1}, "fit in steps"),
+    ],
+)
+def test_pretrain_config_rejects_impossible_phases(changes, message):
+    with pytest.raises(RepicError, match=message):
+        PretrainConfig(**changes)
+
+
+def test_phases_come_in_order_copy_vision_main(pool):
+    from repic.models.pretrain import _curriculum
+
+    config = PretrainConfig(steps=6, batch_size=10, vision_phase_steps=2, copy_phase_steps=2)
+    assert [(name, steps) for name, steps, _ in config.phases()] == [("copy", 2), ("vision", 2), ("main", 2)]
+    rows = _curriculum(pool, config)
+    assert len(rows) == 60  # every step a fresh batch of 10
+    copy, vision = Counter(r["task"] for r in rows[:20]), Counter(r["task"] for r in rows[20:40])
+    assert copy["echo"] >= 9 and copy["object"] == 0  # 70 % echo rows, no object rows
+    assert vision["object"] >= 5  # half the vision phase's rows
+
+
+def test_object_answers_are_the_views_own_attributes(pool, rows):
+    views = {str(view.path): (view.category, view.attributes) for view in pool.objects}
+    views |= {str(p): (c.category, c.extra["attributes"]) for c in pool.concepts.values() for p in pool.references[c.tag]}
+    objects = [row for row in rows if row["task"] == "object"]
+    assert len(objects) > 30  # about 15 % of 400
+    for row in objects:
+        category, attributes = views[row["images"][0]]
+        answer = _answer(row)
+        # The answer is the category ("a cat") or one word group of the attributes, never a name.
+        words = set(answer.split()) - {"a", "an"}
+        assert words <= {category, *attributes.values()}, (answer, category, attributes)
+        assert not NAME.search(answer)
+
+
+def test_vision_schedule_trains_the_tower_only_inside_its_window(tmp_path):
+    from repic.models import build_tiny_model
+    from repic.models.load import vision_module_names
+    from repic.models.pretrain import _vision_schedule_callback
+
+    model = AutoModelForImageTextToText.from_pretrained(build_tiny_model(tmp_path / "m", texts=["a red cat"]))
+    callback = _vision_schedule_callback(2, 4, lambda message: None)
+    vision = vision_module_names(model)
+
+    def vision_trainable():
+        return {p.requires_grad for n, p in model.named_parameters() if any(n.startswith(v + ".") for v in vision)}
+
+    callback.on_train_begin(None, None, None, model=model)
+    seen = []
+    for step in range(1, 6):  # the state after each step: frozen, trainable from 2, frozen again from 4
+        callback.on_step_end(None, type("State", (), {"global_step": step})(), None, model=model)
+        seen.append(vision_trainable())
+    assert seen == [{False}, {True}, {True}, {False}, {False}]
+    assert {p.requires_grad for n, p in model.named_parameters() if "lm_head" in n or "layers" in n} == {True}
 
 
 def test_pool_refuses_a_collection_that_is_not_a_synthetic_world(world, tmp_path):

@@ -290,3 +290,12 @@ PRETRAIN_MATCH_QUESTIONS: tuple[str, ...] = (
     "The first image shows one object; the last image is the query image. "
     "Does the query image show that very object?",
 )
+# Short-answer questions about a single-object view: the answer is one attribute, so the only way to get
+# it right is to look at the pixels, which is what makes the vision tower learn.
+PRETRAIN_OBJECT_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "category": ("What is this object?", "What kind of object is this?"),
+    "color": ("What colour is this {category}?", "What is the main colour of the object?"),
+    "pattern": ("What pattern does this {category} have?", "Which pattern is on the object?"),
+    "shape": ("What shape is this {category}?",),
+    "accessory": ("What is this {category} wearing?", "Which accessory does the object have?"),
+}

@@ -127,7 +127,12 @@ def pretrain_tiny_command(
     ] = None,
     world_seed: Annotated[int, typer.Option("--world-seed", help="Seed of the generated world.")] = 0,
     steps: Annotated[
-        int | None, typer.Option("--steps", help="Optimizer steps, one fresh batch each [default: 2000].")
+        int | None,
+        typer.Option(
+            "--steps",
+            help="Optimizer steps of all phases, one fresh batch each; the vision and copy phases keep their "
+            "shares (700 and 300 of the default 2300).",
+        ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per step [default: 32].")] = None,
     learning_rate: Annotated[
@@ -157,6 +162,10 @@ def pretrain_tiny_command(
     from ..models.probe import ProbeConfig, probe_table
 
     given = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "extra_scenes": extra_scenes}
+    if steps is not None:  # the vision and copy phases keep their share of the default schedule
+        default = PretrainConfig()
+        given["vision_phase_steps"] = round(steps * default.vision_phase_steps / default.steps)
+        given["copy_phase_steps"] = round(steps * default.copy_phase_steps / default.steps)
     config = PretrainConfig(
         seed=seed,
         copy_checks=copy_checks,

@@ -19,6 +19,7 @@ from .metrics import (
     RecognitionScores,
     choose_official_variant,
     localization_accuracy,
+    named_concepts,
     official_scores,
     recognition_accuracy,
     strict_scores,
@@ -41,5 +42,6 @@ __all__ = [
     "localization_accuracy",
     "official_scores",
     "recognition_accuracy",
+    "named_concepts",
     "strict_scores",
 ]

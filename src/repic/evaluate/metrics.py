@@ -264,6 +264,19 @@ class _StrictMatcher:
         return found
 
 
+def named_concepts(
+    caption: str, pool: Iterable[str], aliases: Mapping[str, Sequence[str]] | None = None
+) -> list[str]:
+    """The tags of ``pool`` that ``caption`` names, by the strict scorer's whole-name matching, in pool order.
+
+    >>> named_concepts("<bo> sits next to Kim.", ["<bo>", "<kim>", "<rex>"])
+    ['<bo>', '<kim>']
+    """
+    tags = list(pool)
+    named = _StrictMatcher(tags, aliases or {}).named(caption)
+    return [tag for tag in tags if _name_key(tag) in named]
+
+
 def strict_scores(
     rows: Sequence[CaptionRow], aliases: Mapping[str, Sequence[str]] | None = None
 ) -> NameScores:

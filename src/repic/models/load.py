@@ -238,7 +238,7 @@ def prepare_policy(
         mode = "lora"
     elif full_finetune:
         policy.requires_grad_(True)
-        _set_vision_trainable(policy, not freeze_vision)
+        set_vision_trainable(policy, not freeze_vision)
         mode = "full"
     else:
         policy.requires_grad_(False)
@@ -397,7 +397,8 @@ def _under_any(name: str, prefixes: list[str]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
-def _set_vision_trainable(model: torch.nn.Module, trainable: bool) -> None:
+def set_vision_trainable(model: torch.nn.Module, trainable: bool) -> None:
+    """Make the vision tower and projector trainable or frozen (``requires_grad``)."""
     vision = vision_module_names(model)
     for name, param in model.named_parameters():
         if _under_any(name, vision):

@@ -13,6 +13,8 @@ tasks ask, but about held-out concepts and scenes it never saw, and returns a di
   question): the share of captions that contain the name, and their format. GRPO needs this above zero.
 - ``copy_accuracy``: the name given in the prompt appears in the answer, for FRESH names (no concept's)
   with held-out reference views; ``copy_accuracy_heldout_names`` the same with the concepts' own names.
+- ``object_category_accuracy``: "What is this object?" about held-out reference views, answered with the
+  right category (chance about 1 in 8): whether the vision tower tells objects apart at all.
 - ``matching_accuracy`` (reference view + scene: is that very object there?, half yes, half no),
   ``category_yes_no_accuracy`` (half yes) and ``box_accuracy`` (IoU >= 0.5), scored by ``repic.rewards``.
 - ``parameters``, ``checkpoint_bytes``, ``load_seconds``, ``tokens_per_second`` at batch 1 and 8 (left
@@ -49,6 +51,7 @@ from .pretrain_data import (
     describe_row,
     echo_row,
     matching_row,
+    object_row,
     split_pool,
 )
 
@@ -60,6 +63,7 @@ PROBE_KEYS: tuple[str, ...] = (
     "zero_shot",
     "copy_accuracy",
     "copy_accuracy_heldout_names",
+    "object_category_accuracy",
     "matching_accuracy",
     "category_yes_no_accuracy",
     "box_accuracy",
@@ -234,6 +238,15 @@ def _accuracy(task: str, rows: Sequence[Row], answers: Sequence[Generated]) -> f
     return sum(scores) / len(scores)
 
 
+def _category_accuracy(rows: Sequence[Row], answers: Sequence[Generated]) -> float:
+    """Share of answers naming the expected category ("a cat") and no other category."""
+    right = 0
+    for row, answer in zip(rows, answers, strict=True):
+        said = _words(answer.text, _CATEGORY_WORDS)
+        right += said == _words(_expected(row), _CATEGORY_WORDS)
+    return right / max(1, len(rows))
+
+
 def copy_accuracy(rows: Sequence[Row], answers: Sequence[Generated]) -> float:
     """Share of answers that contain the name their echo row's expected answer gives."""
     names = [_NAME.search(_expected(row)).group(0) for row in rows]
@@ -286,6 +299,7 @@ def probe_model(
     zero_answers = ask([row for row, _ in zero_shot], config.caption_tokens)
     copies = heldout_rows(pool, echo_row, config.copies, seed=seed)
     own = heldout_rows(pool, lambda p, r: echo_row(p, r, own_name=True), config.copies, seed=seed)
+    objects = heldout_rows(pool, lambda p, r: object_row(p, r, attribute="category"), config.matching, seed=seed)
     matching = heldout_rows(pool, matching_row, config.matching, seed=seed, balanced=True)
     categories = heldout_rows(pool, category_yes_no_row, config.category_questions, seed=seed, balanced=True)
     boxes = heldout_rows(pool, category_box_row, config.boxes, seed=seed)
@@ -304,6 +318,7 @@ def probe_model(
         },
         "copy_accuracy": copy_accuracy(copies, ask(copies, config.answer_tokens)),
         "copy_accuracy_heldout_names": copy_accuracy(own, ask(own, config.answer_tokens)),
+        "object_category_accuracy": _category_accuracy(objects, ask(objects, config.answer_tokens)),
         "matching_accuracy": _accuracy("oct", matching, ask(matching, config.answer_tokens)),
         "category_yes_no_accuracy": _accuracy("oct", categories, ask(categories, config.answer_tokens)),
         "box_accuracy": _accuracy("vlt", boxes, ask(boxes, config.answer_tokens)),
@@ -337,6 +352,7 @@ def probe_table(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("zero-shot RAP prompt: name written", f"{zero['name_rate']:.2f}"),
         ("copy accuracy, fresh names", f"{result['copy_accuracy']:.2f}"),
         ("copy accuracy, held-out names", f"{result['copy_accuracy_heldout_names']:.2f}"),
+        ("object category (held-out views)", f"{result['object_category_accuracy']:.2f}"),
         ("same-object matching (balanced)", f"{result['matching_accuracy']:.2f}"),
         ("category yes/no (balanced)", f"{result['category_yes_no_accuracy']:.2f}"),
         ("category box, IoU >= 0.5", f"{result['box_accuracy']:.2f}"),
