@@ -134,14 +134,14 @@ def pretrain_tiny_command(
             "shares (700 and 300 of the default 2300).",
         ),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per step [default: 32].")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per step (default 32).")] = None,
     learning_rate: Annotated[
-        float | None, typer.Option("--lr", help="Peak learning rate, cosine decay [default: 1e-3].")
+        float | None, typer.Option("--lr", help="Peak learning rate, cosine decay (default 1e-3).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the rows, the initial weights and training.")] = 0,
     extra_scenes: Annotated[
         int | None,
-        typer.Option("--extra-scenes", help="Training-split scenes rendered beyond the world's [default: 3000]."),
+        typer.Option("--extra-scenes", help="Training-split scenes rendered beyond the world's (default 3000)."),
     ] = None,
     copy_checks: Annotated[
         int, typer.Option("--copy-checks", help="Greedy copy-accuracy checks during training (0: none).")
