@@ -296,7 +296,7 @@ def test_pool_refuses_a_collection_that_is_not_a_synthetic_world(world, tmp_path
     ],
 )
 def test_caption_scores(reference, caption, expected):
-    scores = caption_scores([reference], [Generated(caption, True, True)])
+    scores = caption_scores([reference], [Generated(caption, 6, True)])
     assert {key: scores[key] for key in expected} == pytest.approx(expected)
 
 

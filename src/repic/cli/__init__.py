@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import RepicError
-from . import data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd
+from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd
 
 app = typer.Typer(
     name="repic",
@@ -27,6 +27,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.command("eval")(eval_cmd.eval_command)
+app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)
 
 _err = Console(stderr=True)

@@ -41,6 +41,7 @@ from typing import Any
 from ..data.collection import Collection, load_collection
 from ..data.synthetic import ATTRIBUTE_VALUES, CATEGORIES, PROP_CATEGORIES
 from ..errors import RepicError
+from ..inference.generate import Generated, GenerationSettings, PromptInput, generate_batched
 from ..prompts import eval_question, inference_messages
 from ..rewards import compute
 from .pretrain_data import (
@@ -97,15 +98,6 @@ class ProbeConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class Generated:
-    """One greedy answer: its text (special tokens removed) and whether it ended with end-of-turn."""
-
-    text: str
-    ended: bool
-    clean: bool  # no special token other than the final end-of-turn
-
-
 def _open_images(paths: Sequence[str]):
     from PIL import Image
 
@@ -125,32 +117,12 @@ def generate(
     batch_size: int = 8,
     min_new_tokens: int | None = None,
 ) -> list[Generated]:
-    """Greedy answers to the rows' prompts, ``batch_size`` at a time with left padding."""
-    import torch
-
-    tokenizer = processor.tokenizer
-    eos = tokenizer.eos_token_id
-    answers: list[Generated] = []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        texts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in batch]
-        images = [image for r in batch for image in _open_images(r["images"])]
-        inputs = processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
-        with torch.no_grad():
-            output = model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                min_new_tokens=min_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        for ids in output[:, inputs["input_ids"].shape[1] :].tolist():
-            ended = eos in ids
-            ids = ids[: ids.index(eos)] if ended else ids
-            raw = tokenizer.decode(ids, skip_special_tokens=False)
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            answers.append(Generated(text.strip(), ended, raw == text))
-    return answers
+    """Greedy answers to the rows' prompts (``repic.inference.generate_batched``, dynamic cache)."""
+    prompts = [PromptInput(row["prompt"], _open_images(row["images"])) for row in rows]
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, batch_size=batch_size, min_new_tokens=min_new_tokens, cache="dynamic"
+    )
+    return generate_batched(model, processor, prompts, settings)
 
 
 # ------------------------------------------------------------------------------------------ prompt sets
@@ -200,7 +172,7 @@ def _words(text: str, vocabulary: frozenset[str]) -> set[str]:
 def caption_scores(references: Sequence[str], answers: Sequence[Generated]) -> dict[str, float]:
     """Word-level agreement of generated captions with the world's descriptions (see the module doc).
 
-    >>> caption_scores(["A photo of a red bear on the left."], [Generated("A photo of a red cat.", True, True)])["category_precision"]
+    >>> caption_scores(["A photo of a red bear on the left."], [Generated("A photo of a red cat.", 6, True)])["category_precision"]
     0.0
     """
     named_any, recalls, attribute_recalls, right, named_total = 0, [], [], 0, 0

@@ -1,0 +1,218 @@
+"""Choose the top-K concepts of a database for a query image: the retrieval step of RAP / RePIC captioning.
+
+``Retriever.retrieve(image, question)`` embeds *views* of the query (the whole image, optional grid crops,
+optional detector crops), searches the concept index with each, and ranks concepts by their best
+cosine similarity over every (view, reference image) pair. What it chose and why:
+
+- **Max over views and reference images**: a concept is as close as its closest reference image to its
+  closest view. A crop that shows just one object then finds that object's concept even when the whole
+  frame is dominated by others, and a concept with several reference images is found by whichever
+  resembles the query. RAP keeps, per crop, its nearest images and merges them by distance; this is the
+  same ranking, stated per concept.
+- **Exact top-K from a bounded search**: each view searches ``(K + named) x m`` rows, ``m`` being the
+  most reference images any concept has. A concept's best row is its first row in a view's ranking, so
+  the first K distinct concepts in those rows are that view's exact top K, and the overall top K (by the
+  max over views) is always among the views' top K, since a concept outranked in its own best view by K
+  others is outranked overall by the same K.
+- **Grid crops** (on by default): nine overlapping half-size windows (a 3 x 3 grid at quarter steps),
+  a cheap stand-in for a detector when none is configured. On the synthetic world's held-out scenes with
+  the built-in embedder they raise the share of true concepts found in the top K from 0.56 / 0.46 / 0.46
+  to 0.67 / 0.58 / 0.60 (1 / 2 / 4 concepts per scene, K = 1 / 2 / 4).
+- **Detector crops** (``repic.concepts.detect``): prompted with the database's categories, off unless a
+  detector is given.
+- **Concepts named in the question are always included** (``"What is <bo> doing?"``; a tag, or a display
+  name as whole words, case-insensitive), first and in the order they are named; retrieval fills the
+  remaining places up to K. Names are looked up by dictionary, not searched one by one, so a question
+  costs the same against ten concepts or ten thousand. When the question names K or more, they are all used and nothing is retrieved.
+- K must be between 1 and the number of concepts in the index; anything else is a ``RepicError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import RepicError
+from .database import ConceptDatabase
+from .detect import ObjectDetector
+from .embed import BUILTIN_EMBEDDER, Embedder, load_embedder
+from .index import ConceptIndex, OpenedIndex, open_index
+
+DEFAULT_TOP_K = 2  # the paper's choice
+_TAG = re.compile(r"<[^<>]+>")
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class RetrievedConcept:
+    """One concept chosen for a query.
+
+    ``score`` is the cosine similarity of the best (view, reference image) pair, ``None`` for a concept
+    taken because the question names it; ``image`` is the reference image to show for it (the best
+    matching one, or the concept's first image when named); ``view`` says which view matched
+    (``"image"``, ``"grid 1"``..``"grid 9"``, ``"crop 1 (cat)"``...) or ``"named in the question"``.
+    """
+
+    tag: str
+    score: float | None
+    image: Path
+    view: str
+
+    def to_json(self) -> dict[str, object]:
+        score = None if self.score is None else round(self.score, 6)
+        return {"tag": self.tag, "score": score, "image": str(self.image), "view": self.view}
+
+
+NAMED_VIEW = "named in the question"
+
+
+def grid_crops(image: Image.Image) -> list[Image.Image]:
+    """Nine half-size windows of ``image`` on a 3 x 3 grid at quarter steps, row by row.
+
+    >>> [crop.size for crop in grid_crops(Image.new("RGB", (8, 4)))][:2]
+    [(4, 2), (4, 2)]
+    """
+    width, height = image.size
+    half_w, half_h = max(1, width // 2), max(1, height // 2)
+    return [
+        image.crop((x, y, x + half_w, y + half_h))
+        for y in (0, height // 4, height - half_h)
+        for x in (0, width // 4, width - half_w)
+    ]
+
+
+class Retriever:
+    """Top-K concepts of one database for query images (see the module docstring)."""
+
+    def __init__(
+        self,
+        database: ConceptDatabase,
+        index: ConceptIndex,
+        embedder: Embedder,
+        *,
+        k: int = DEFAULT_TOP_K,
+        use_grid_crops: bool = True,
+        detector: ObjectDetector | None = None,
+    ) -> None:
+        if index.embedder_id != embedder.id:
+            raise RepicError(
+                f"the index was built with {index.embedder_id} but queries would be embedded with "
+                f"{embedder.id}; rebuild the index with the query embedder"
+            )
+        check_top_k(k, len(index.concepts), database.path or "the database")
+        self.database, self.index, self.embedder = database, index, embedder
+        self.k, self.use_grid_crops, self.detector = k, use_grid_crops, detector
+        self.categories = sorted({concept.category for concept in database if concept.category.strip()})
+        # Lookups by tag and by display name (its words, lower-cased), so naming costs the same for ten
+        # concepts or ten thousand.
+        self._by_tag = {concept.tag.lower(): concept.tag for concept in database}
+        self._by_name = {_words_key(concept.name): concept.tag for concept in database if _words_key(concept.name)}
+        self._longest_name = max((len(key.split()) for key in self._by_name), default=0)
+
+    def named_in(self, question: str) -> list[str]:
+        """Tags of the database's concepts that ``question`` names, in the order it names them."""
+        found: dict[str, int] = {}
+        for match in _TAG.finditer(question):
+            tag = self._by_tag.get(match.group(0).lower())
+            if tag is not None:
+                found.setdefault(tag, match.start())
+        words = list(_WORD.finditer(question))
+        for start in range(len(words)):
+            for length in range(1, min(self._longest_name, len(words) - start) + 1):
+                key = " ".join(word.group(0).lower() for word in words[start : start + length])
+                tag = self._by_name.get(key)
+                if tag is not None:
+                    found.setdefault(tag, words[start].start())
+        return sorted(found, key=lambda tag: (found[tag], tag))
+
+    def views(self, image: Image.Image) -> list[tuple[str, Image.Image]]:
+        """The query's views: the whole image, then grid crops and detector crops when enabled."""
+        image = image.convert("RGB")
+        views = [("image", image)]
+        if self.use_grid_crops:
+            views += [(f"grid {number}", crop) for number, crop in enumerate(grid_crops(image), start=1)]
+        if self.detector is not None:
+            for number, found in enumerate(self.detector.detect(image, self.categories), start=1):
+                crop = image.crop(tuple(round(v) for v in found.box))
+                views.append((f"crop {number} ({found.label})", crop))
+        return views
+
+    def retrieve(self, image: Image.Image, question: str = "") -> list[RetrievedConcept]:
+        """The concepts named in ``question``, then the most similar others, K in all (or more if named)."""
+        named = self.named_in(question)
+        chosen = [
+            RetrievedConcept(tag, None, self.database.get(tag).images[0], NAMED_VIEW) for tag in named
+        ]
+        wanted = self.k - len(named)
+        if wanted <= 0:
+            return chosen
+        views = self.views(image)
+        vectors = self.embedder.embed([view for _, view in views])
+        ranked = self.rank(vectors, [name for name, _ in views], exclude=set(named))
+        return chosen + ranked[:wanted]
+
+    def rank(
+        self, vectors: np.ndarray, view_names: Sequence[str], *, exclude: set[str] = frozenset()
+    ) -> list[RetrievedConcept]:
+        """Concepts by their best similarity to any view, for the top ``K`` places (exact, see above)."""
+        rows = (self.k + len(exclude)) * self.index.max_images_per_concept
+        scores, numbers = self.index.search(vectors, rows)
+        best: dict[str, RetrievedConcept] = {}
+        for view_name, view_scores, view_rows in zip(view_names, scores, numbers, strict=True):
+            for score, row in zip(view_scores.tolist(), view_rows.tolist(), strict=True):
+                if row < 0:  # FAISS pads with -1 when asked for more rows than it holds
+                    continue
+                tag = self.index.tags[row]
+                if tag in exclude or (tag in best and best[tag].score >= score):
+                    continue
+                best[tag] = RetrievedConcept(tag, float(score), Path(self.index.images[row]), view_name)
+        return sorted(best.values(), key=lambda found: (-found.score, found.tag))
+
+
+def check_top_k(k: int, available: int, where: object) -> None:
+    """Raise ``RepicError`` unless 1 <= ``k`` <= ``available`` concepts."""
+    if not 1 <= k <= available:
+        raise RepicError(
+            f"cannot retrieve the top {k} concepts: {where} has {available} concept(s); "
+            f"choose --top-k between 1 and {max(1, available)}"
+            + ("" if available else " after adding concepts with `repic db add`")
+        )
+
+
+def _words_key(name: str) -> str:
+    """A display name as lower-case words joined by single spaces: ``"Iron  Man"`` -> ``"iron man"``."""
+    return " ".join(word.lower() for word in _WORD.findall(name))
+
+
+def open_retriever(
+    database: ConceptDatabase,
+    *,
+    embedder: str | os.PathLike | Embedder = BUILTIN_EMBEDDER,
+    k: int = DEFAULT_TOP_K,
+    use_grid_crops: bool = True,
+    detector: str | os.PathLike | ObjectDetector | None = None,
+    index_path: str | os.PathLike | None = None,
+    rebuild_index: bool = False,
+    device: str = "cpu",
+) -> tuple[Retriever, OpenedIndex]:
+    """A ``Retriever`` over ``database``, its index opened (or rebuilt) next to it or at ``index_path``.
+
+    ``embedder`` and ``detector`` are instances or what ``load_embedder`` / ``ObjectDetector`` load.
+    """
+    if len(database):  # an empty database gets its own message from the index
+        check_top_k(k, len(database), database.path or "the database")
+    if not isinstance(embedder, Embedder):
+        embedder = load_embedder(embedder, device=device)
+    if detector is not None and not isinstance(detector, ObjectDetector):
+        detector = ObjectDetector(detector, device=device)
+    opened = open_index(database, embedder, index_path, rebuild=rebuild_index)
+    retriever = Retriever(
+        database, opened.index, embedder, k=k, use_grid_crops=use_grid_crops, detector=detector
+    )
+    return retriever, opened
