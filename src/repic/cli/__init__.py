@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import RepicError
-from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd
+from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd, train_cmd
 
 app = typer.Typer(
     name="repic",
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(train_cmd.app, name="train")
 app.command("eval")(eval_cmd.eval_command)
 app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)

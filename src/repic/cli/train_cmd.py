@@ -1,0 +1,187 @@
+"""``repic train``: RePIC GRPO post-training, the SFT baseline, and the shipped recipes.
+
+``repic train grpo`` and ``repic train sft`` resolve a configuration (a recipe, then the convenience
+options, then ``--set key=value`` overrides), call ``repic.train.train_grpo`` / ``train_sft`` and print
+one line per logged step and a summary. ``--resume RUN`` continues a run from its newest checkpoint with
+the configuration saved in it (``--set`` can still change it, e.g. a higher ``optim.max_steps``). A run
+stopped with Ctrl-C exits with status 130 and prints the command that resumes it. Under ``torchrun`` or
+``accelerate launch`` only the main process prints. The trainers pull in TRL and torch, so they are
+imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+app = typer.Typer(help="Post-train a model with RePIC GRPO, or train the SFT baseline.", no_args_is_help=True)
+
+_out = Console(highlight=False)
+INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C
+
+RecipeOption = Annotated[
+    str | None,
+    typer.Option("--recipe", help="A shipped recipe name (`repic train recipes`) or a YAML file."),
+]
+DataOption = Annotated[str | None, typer.Option("--data", help="Training samples (RePIC JSON/JSONL).")]
+ImageRootOption = Annotated[
+    str | None, typer.Option("--image-root", help="Folder the samples' image paths start from.")
+]
+OutOption = Annotated[str | None, typer.Option("--out", help="Run folder to create.")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Model folder or hub id (default: the recipe's).")]
+StepsOption = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimizer steps.")]
+HeldoutOption = Annotated[
+    str | None,
+    typer.Option("--heldout", help="A `repic data build` folder: measure held-out rewards before and after."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a setting: section.key=value (repeatable), e.g. grpo.beta=0.04."),
+]
+ResumeOption = Annotated[
+    Path | None, typer.Option("--resume", help="Continue the run in this folder from its newest checkpoint.")
+]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty run folder.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="Print only the summary.")]
+
+
+def _say(text: str, style: str = "") -> None:
+    from ..train.run_folder import is_main_process
+
+    if is_main_process():
+        _out.print(Text(text, style=style), soft_wrap=True)
+
+
+def _quiet_libraries() -> None:
+    """Progress bars and deprecation notices of the libraries would drown the step lines."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _options(
+    *, data: str | None, image_root: str | None, out: str | None, model: str | None, max_steps: int | None,
+    heldout: str | None,
+) -> dict[str, object]:
+    """The convenience options as dotted config keys (``--set`` overrides come after them)."""
+    pairs = {
+        "data.train_file": data,
+        "data.image_root": image_root,
+        "run.output_dir": out,
+        "model.name_or_path": model,
+        "optim.max_steps": max_steps,
+        "heldout.build": heldout,
+    }
+    return {key: value for key, value in pairs.items() if value is not None}
+
+
+def _run(method: str, recipe: str | None, options: dict[str, object], sets: list[str] | None,
+         resume: Path | None, overwrite: bool, quiet: bool) -> None:
+    from ..train.config import CONFIG_FILE, load_config
+
+    _quiet_libraries()
+    if resume is not None:
+        options = {**options, "run.output_dir": str(resume)}
+        config = load_config(resume / CONFIG_FILE, list(sets or []), values=options, method=method)
+    else:
+        config = load_config(recipe or _DEFAULT_RECIPES[method], list(sets or []), values=options, method=method)
+    if method == "grpo":
+        from ..train.grpo import train_grpo as train
+    else:
+        from ..train.sft import train_sft as train
+    progress = None if quiet else _say
+    try:
+        result = train(config, resume=resume is not None, overwrite=overwrite, progress=progress)
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED_EXIT)
+    if not result.finished:
+        _say(f"interrupted after step {result.steps}; resume with: {result.resume_command}", "yellow")
+        sys.exit(INTERRUPTED_EXIT)
+    _say(f"run folder: {result.run_dir}")
+    _say(f"model: {result.final_dir}  ({result.steps} steps, {result.wall_seconds:.1f} s)")
+    if result.heldout_before is not None or result.heldout_after is not None:
+        before, after = result.heldout_before or {}, result.heldout_after or {}
+        _say("held-out mean reward per task (before -> after):")
+        for task in dict.fromkeys([*before, *after]):
+            _say(f"  {task:<10} {_number(before.get(task))} -> {_number(after.get(task))}")
+
+
+def _number(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
+
+
+_DEFAULT_RECIPES = {"grpo": "demo-tiny", "sft": "sft-demo-tiny"}
+
+
+@app.command("grpo")
+def grpo_command(
+    recipe: RecipeOption = None,
+    data: DataOption = None,
+    image_root: ImageRootOption = None,
+    out: OutOption = None,
+    model: ModelOption = None,
+    max_steps: StepsOption = None,
+    heldout: HeldoutOption = None,
+    sets: SetOption = None,
+    resume: ResumeOption = None,
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """RePIC post-training with GRPO on the verifiable rewards (default recipe: demo-tiny)."""
+    options = _options(data=data, image_root=image_root, out=out, model=model, max_steps=max_steps, heldout=heldout)
+    _run("grpo", recipe, options, sets, resume, overwrite, quiet)
+
+
+@app.command("sft")
+def sft_command(
+    recipe: RecipeOption = None,
+    data: DataOption = None,
+    image_root: ImageRootOption = None,
+    out: OutOption = None,
+    model: ModelOption = None,
+    max_steps: StepsOption = None,
+    heldout: HeldoutOption = None,
+    sets: SetOption = None,
+    resume: ResumeOption = None,
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """The SFT baseline: fine-tune on reference captions that name the concepts (default: sft-demo-tiny)."""
+    options = _options(data=data, image_root=image_root, out=out, model=model, max_steps=max_steps, heldout=heldout)
+    _run("sft", recipe, options, sets, resume, overwrite, quiet)
+
+
+@app.command("recipes")
+def recipes_command() -> None:
+    """List the shipped recipes with the first line of each."""
+    from ..train.config import shipped_recipes
+
+    for name, path in sorted(shipped_recipes().items()):
+        first = next((line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                      if line.startswith("#")), "")
+        _say(f"{name:<26} {first}")
+
+
+@app.command("config")
+def config_command(
+    recipe: RecipeOption = None,
+    method: Annotated[str, typer.Option("--method", help="grpo or sft (picks the default recipe).")] = "grpo",
+    sets: SetOption = None,
+) -> None:
+    """Print the resolved configuration of a recipe with overrides, as the run would save it."""
+    import yaml
+
+    from ..train.config import config_to_dict, load_config
+
+    config = load_config(recipe or _DEFAULT_RECIPES.get(method, "demo-tiny"), list(sets or []), method=method)
+    _out.print(Text(yaml.safe_dump(config_to_dict(config), sort_keys=False)), soft_wrap=True)
