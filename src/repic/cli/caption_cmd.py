@@ -160,7 +160,7 @@ def caption_command(
 
         retriever, opened = open_retriever(
             db, embedder=embedder, k=top_k, use_grid_crops=grid_crops, detector=detector, index_path=index,
-            rebuild_index=rebuild_index,
+            rebuild_index=rebuild_index, device=_retrieval_device(device),
         )
         index_info = {"path": str(opened.path) if opened.path else None, "rebuilt": opened.rebuilt,
                       "reason": opened.reason, "embedder": opened.index.embedder_id}
@@ -264,3 +264,12 @@ def _report(run, written: dict[str, Path]) -> None:
 
 def _say(text: str, style: str = "") -> None:
     _out.print(Text(text, style=style), soft_wrap=True)
+
+
+def _retrieval_device(device: str) -> str:
+    """The embedder's and detector's device: the captioning device (a CLIP ViT-L on a CPU is slow)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -127,6 +127,8 @@ def _load_adapter(folder: Path, adapter_config: Path, base, options: dict[str, A
             f"the adapter {folder} does not fit the base model {source} ({first_line}); pass the base it was "
             "trained on with --base"
         ) from None
+    # Merged in the base's dtype: in bf16 the rounding can undo part of a small update; `repic merge`
+    # merges in float32 and measures what a lower-precision copy costs.
     policy.model = adapted.merge_and_unload()
     policy.info.source, policy.info.mode = str(folder), "lora-merged"
     return policy
