@@ -327,17 +327,21 @@ def _object_answer(attribute: str, attributes: dict[str, str], category: str) ->
     return attributes.get(attribute)
 
 
+def _single_view(pool: ImagePool, rng: random.Random) -> tuple[Path, dict[str, str], str]:
+    """A single-object view (path, attributes, category): a distractor object's view for 3/4 of the draws
+    when the pool has them (thousands of looks), else a reference view of a training concept."""
+    if pool.objects and rng.random() < 0.75:
+        view = rng.choice(pool.objects)
+        return view.path, view.attributes, view.category
+    concept = pool.concepts[rng.choice(list(pool.concepts))]
+    return rng.choice(pool.references[concept.tag]), concept.extra.get("attributes", {}), concept.category
+
+
 def object_row(pool: ImagePool, rng: random.Random, *, attribute: str | None = None) -> Row:
     """A single-object view -> one short attribute: its category (half the rows), else its colour,
     pattern, shape or accessory (or always ``attribute``, as the probe asks). Views are mostly distractor
     objects (thousands of looks), the rest references of training concepts."""
-    if pool.objects and rng.random() < 0.75:
-        view = rng.choice(pool.objects)
-        path, attributes, category = view.path, view.attributes, view.category
-    else:
-        concept = pool.concepts[rng.choice(list(pool.concepts))]
-        path, attributes = rng.choice(pool.references[concept.tag]), concept.extra.get("attributes", {})
-        category = concept.category
+    path, attributes, category = _single_view(pool, rng)
     if attribute is not None:
         if _object_answer(attribute, attributes, category) is None:
             attribute = "category"
@@ -379,13 +383,7 @@ def describe_row(pool: ImagePool, rng: random.Random, *, view_share: float = 0.4
     """
     question = rng.choice(PRETRAIN_DESCRIBE_QUESTIONS)
     if rng.random() < view_share:
-        if pool.objects and rng.random() < 0.75:
-            view = rng.choice(pool.objects)
-            path, attributes, category = view.path, view.attributes, view.category
-        else:
-            concept = pool.concepts[rng.choice(list(pool.concepts))]
-            path, attributes = rng.choice(pool.references[concept.tag]), concept.extra.get("attributes", {})
-            category = concept.category
+        path, attributes, category = _single_view(pool, rng)
         answer = f"A photo of {describe_object(attributes, category)}."
         return _row("describe", [path], _images_then(1, question), answer)
     item = rng.choice(pool.scenes)
