@@ -118,12 +118,27 @@ def test_rows_name_no_concept_and_show_nothing_held_out(world, rows):
 def test_echo_names_are_fresh_and_copied_from_the_prompt(world, rows):
     reserved = reserved_names(world)
     echoes = [row for row in rows if row["task"] == "echo"]
-    assert len(echoes) > 50  # about 20 % of 400
+    assert len(echoes) > 30  # about 12 % of 400
     for row in echoes:
         name = NAME.search(_answer(row)).group(0)
         assert TINY_NAME_PATTERN.fullmatch(name)
         assert name not in reserved
         assert name in row_text({"prompt": row["prompt"], "completion": []})  # given in the prompt
+
+
+def test_echo_multi_rows_copy_every_fresh_name_in_order(world, rows):
+    reserved = reserved_names(world)
+    several = [row for row in rows if row["task"] == "echo_multi"]
+    assert len(several) > 15  # about 8 % of 400
+    for row in several:
+        prompt = row_text({"prompt": row["prompt"], "completion": []})
+        names = NAME.findall(_answer(row))
+        assert 2 <= len(names) <= 4 and len(set(names)) == len(names)
+        assert not set(names) & reserved
+        # Given in the prompt in the same order as answered; one reference image per name (+ a query scene
+        # in the RAP layout).
+        assert NAME.findall(prompt) == names
+        assert len(row["images"]) in (len(names), len(names) + 1)
 
 
 def test_fresh_name_never_returns_a_reserved_name():
@@ -188,13 +203,14 @@ def test_tokenizer_corpus_holds_no_concept_name(world, pool, rows):
 @pytest.mark.parametrize(
     ("weights", "expected"),
     [
-        # 0 + 1 + 0 + 0 + 1 + 2 = 4 in all: shares 0, 1/4, 0, 0, 1/4, 2/4.
-        ({"object": 0, "describe": 1, "category_yes_no": 0, "category_box": 0, "echo": 1, "matching": 2},
+        # 0 + 1 + 0 + 0 + 1 + 0 + 2 = 4 in all: shares 0, 1/4, 0, 0, 1/4, 0, 2/4.
+        ({"object": 0, "describe": 1, "category_yes_no": 0, "category_box": 0, "echo": 1, "echo_multi": 0,
+          "matching": 2},
          {"object": 0.0, "describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0, "echo": 0.25,
-          "matching": 0.5}),
+          "echo_multi": 0.0, "matching": 0.5}),
         # The defaults already sum to 1, so shares equal weights.
-        ({}, {"object": 0.15, "describe": 0.25, "category_yes_no": 0.10, "category_box": 0.10, "echo": 0.20,
-              "matching": 0.20}),
+        ({}, {"object": 0.15, "describe": 0.25, "category_yes_no": 0.10, "category_box": 0.10, "echo": 0.12,
+              "echo_multi": 0.08, "matching": 0.20}),
     ],
 )
 def test_mix_shares(weights, expected):
@@ -204,7 +220,8 @@ def test_mix_shares(weights, expected):
 @pytest.mark.parametrize(
     ("weights", "message"),
     [({"describe": -1}, ">= 0"), ({"matching": True}, ">= 0"),
-     ({"object": 0, "describe": 0, "category_yes_no": 0, "category_box": 0, "echo": 0, "matching": 0}, "positive")],
+     ({"object": 0, "describe": 0, "category_yes_no": 0, "category_box": 0, "echo": 0, "echo_multi": 0,
+       "matching": 0}, "positive")],
 )
 def test_mix_rejects_bad_weights(weights, message):
     with pytest.raises(RepicError, match=message):

@@ -284,6 +284,17 @@ PRETRAIN_ECHO_ANSWERS: tuple[str, ...] = (
     "It is called {name}.",
     "The name is {name}.",
 )
+# Several references, each with its own fresh name: copying every name, in order.
+PRETRAIN_ECHO_MULTI_QUESTIONS: tuple[str, ...] = (
+    "What are their names?",
+    "What are the names of the objects in the reference images?",
+    "Which names were they given?",
+)
+PRETRAIN_ECHO_MULTI_ANSWERS: tuple[str, ...] = (
+    "their names are {names}.",
+    "They are called {names}.",
+    "The names are {names}.",
+)
 PRETRAIN_MATCH_QUESTIONS: tuple[str, ...] = (
     "An object is shown in the first image; the last image is the query image. "
     "Is that same object in the query image?",

@@ -2,7 +2,7 @@
 
 The base plays the "zero-shot MLLM" of the demo, so it must see nothing of the concepts it will later be
 personalized on and learn nothing personal: it learns to see (describe, find categories, box them, tell
-whether an object is the one in a reference image) and to copy a name given in its prompt. Six tasks:
+whether an object is the one in a reference image) and to copy the names given in its prompt. Seven tasks:
 
 - **object**: a single-object view -> one short attribute ("What is this object?" -> "a cat", its colour,
   pattern, shape or accessory). Answers that only the pixels give are what makes the vision tower learn:
@@ -22,6 +22,9 @@ whether an object is the one in a reference image) and to copy a name given in i
   RePIC training layout or the RAP inference layout. ``<x>`` is a FRESH name drawn from the syllable
   inventory, never the name of any concept of the world (training or held-out). A feasibility study found
   this copy skill essential: a base without it never writes a name, so GRPO sees no reward at all.
+- **echo_multi**: two to four reference views, each with its own fresh name -> every name, in order
+  ("their names are <a> and <b>."). Measured here: a base that had only ever copied one name wrote no
+  name at all under prompts with two or more references, so multi-concept rewards stayed at zero.
 - **matching**: a single-object view + a scene -> "yes" if that very object is in the scene, else "no";
   balanced, negatives mostly scenes with another object of the same category: what RePIC's OCT reward
   trains, without names.
@@ -81,6 +84,8 @@ from ..prompts import (
     PRETRAIN_CATEGORY_QUESTIONS,
     PRETRAIN_DESCRIBE_QUESTIONS,
     PRETRAIN_ECHO_ANSWERS,
+    PRETRAIN_ECHO_MULTI_ANSWERS,
+    PRETRAIN_ECHO_MULTI_QUESTIONS,
     PRETRAIN_ECHO_QUERY_QUESTIONS,
     PRETRAIN_ECHO_QUESTIONS,
     PRETRAIN_MATCH_QUESTIONS,
@@ -98,20 +103,23 @@ from ..prompts import (
 from ..records import Concept, Scene
 
 Row = dict[str, Any]
-PRETRAIN_TASKS: tuple[str, ...] = ("object", "describe", "category_yes_no", "category_box", "echo", "matching")
+PRETRAIN_TASKS: tuple[str, ...] = (
+    "object", "describe", "category_yes_no", "category_box", "echo", "echo_multi", "matching"
+)
 _EXTRA_SCENE_KINDS = {"single": 0.4, "two": 0.2, "four": 0.1, "negative": 0.3}
 _HARD_NEGATIVE_SHARE = 0.75  # matching negatives with a same-category object in the scene, when one exists
 
 
 @dataclass(frozen=True)
 class PretrainMix:
-    """Relative weights of the six tasks (normalised when drawn); the defaults sum to 1."""
+    """Relative weights of the seven tasks (normalised when drawn); the defaults sum to 1."""
 
     object: float = 0.15
     describe: float = 0.25
     category_yes_no: float = 0.10
     category_box: float = 0.10
-    echo: float = 0.20
+    echo: float = 0.12
+    echo_multi: float = 0.08
     matching: float = 0.20
 
     def __post_init__(self) -> None:
@@ -455,6 +463,34 @@ def echo_row(pool: ImagePool, rng: random.Random, *, own_name: bool = False) -> 
     return _row("echo", [reference, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
 
 
+def _join_names(names: list[str]) -> str:
+    """'<a>', '<a> and <b>', '<a>, <b> and <c>'."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def echo_multi_row(pool: ImagePool, rng: random.Random) -> Row:
+    """Two to four reference views, each with a fresh name -> all the names in order, in the training
+    layout (half) or the RAP layout (numbered references, then a query scene)."""
+    count = min(len(pool.concepts), rng.choice((2, 3, 4)))
+    tags = rng.sample(list(pool.concepts), count)
+    names: list[str] = []
+    for _ in tags:
+        names.append(fresh_name(rng, set(pool.reserved_names) | set(names)))
+    references = [rng.choice(pool.references[tag]) for tag in tags]
+    lines = [reference_line(name, pool.concepts[tag].info) for name, tag in zip(names, tags, strict=True)]
+    answer = rng.choice(PRETRAIN_ECHO_MULTI_ANSWERS).format(names=_join_names(names))
+    question = rng.choice(PRETRAIN_ECHO_MULTI_QUESTIONS)
+    if rng.random() < 0.5:
+        text = "\n".join(lines) + "\n" + question
+        return _row("echo_multi", references, _images_then(count, text), answer)
+    content: list[dict[str, str]] = []
+    for number, line in enumerate(lines, start=1):
+        content += [{"type": "image"}, {"type": "text", "text": f"{number}. {line}"}]
+    content += [{"type": "image"}, {"type": "text", "text": f"{QUERY_IMAGE_LEAD} {question}"}]
+    query = rng.choice(pool.scenes).path
+    return _row("echo_multi", [*references, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
+
+
 def matching_row(pool: ImagePool, rng: random.Random) -> Row:
     """A single-object view + a scene -> whether that very object is in the scene; half yes, half no.
 
@@ -491,6 +527,7 @@ ROW_BUILDERS: dict[str, Callable[[ImagePool, random.Random], Row]] = {
     "category_yes_no": category_yes_no_row,
     "category_box": category_box_row,
     "echo": echo_row,
+    "echo_multi": echo_multi_row,
     "matching": matching_row,
 }
 

@@ -12,7 +12,8 @@ tasks ask, but about held-out concepts and scenes it never saw, and returns a di
 - ``zero_shot``: the demo's RAP prompt (the true concept's reference and name, an official evaluation
   question): the share of captions that contain the name, and their format. GRPO needs this above zero.
 - ``copy_accuracy``: the name given in the prompt appears in the answer, for FRESH names (no concept's)
-  with held-out reference views; ``copy_accuracy_heldout_names`` the same with the concepts' own names.
+  with held-out reference views; ``copy_accuracy_heldout_names`` the same with the concepts' own names;
+  ``copy_accuracy_multi`` the share of answers with every one of two to four fresh names given.
 - ``object_category_accuracy``: "What is this object?" about held-out reference views, answered with the
   right category (chance about 1 in 8): whether the vision tower tells objects apart at all.
 - ``matching_accuracy`` (reference view + scene: is that very object there?, half yes, half no),
@@ -50,6 +51,7 @@ from .pretrain_data import (
     category_box_row,
     category_yes_no_row,
     describe_row,
+    echo_multi_row,
     echo_row,
     matching_row,
     object_row,
@@ -64,6 +66,7 @@ PROBE_KEYS: tuple[str, ...] = (
     "zero_shot",
     "copy_accuracy",
     "copy_accuracy_heldout_names",
+    "copy_accuracy_multi",
     "object_category_accuracy",
     "matching_accuracy",
     "category_yes_no_accuracy",
@@ -220,9 +223,11 @@ def _category_accuracy(rows: Sequence[Row], answers: Sequence[Generated]) -> flo
 
 
 def copy_accuracy(rows: Sequence[Row], answers: Sequence[Generated]) -> float:
-    """Share of answers that contain the name their echo row's expected answer gives."""
-    names = [_NAME.search(_expected(row)).group(0) for row in rows]
-    return sum(name in a.text for name, a in zip(names, answers, strict=True)) / max(1, len(rows))
+    """Share of answers that contain every name their echo row's expected answer gives."""
+    names = [_NAME.findall(_expected(row)) for row in rows]
+    return sum(all(n in a.text for n in row_names) for row_names, a in zip(names, answers, strict=True)) / max(
+        1, len(rows)
+    )
 
 
 # ------------------------------------------------------------------------------------------ the probe
@@ -271,6 +276,7 @@ def probe_model(
     zero_answers = ask([row for row, _ in zero_shot], config.caption_tokens)
     copies = heldout_rows(pool, echo_row, config.copies, seed=seed)
     own = heldout_rows(pool, lambda p, r: echo_row(p, r, own_name=True), config.copies, seed=seed)
+    several = heldout_rows(pool, echo_multi_row, config.copies, seed=seed)
     objects = heldout_rows(pool, lambda p, r: object_row(p, r, attribute="category"), config.matching, seed=seed)
     matching = heldout_rows(pool, matching_row, config.matching, seed=seed, balanced=True)
     categories = heldout_rows(pool, category_yes_no_row, config.category_questions, seed=seed, balanced=True)
@@ -290,6 +296,7 @@ def probe_model(
         },
         "copy_accuracy": copy_accuracy(copies, ask(copies, config.answer_tokens)),
         "copy_accuracy_heldout_names": copy_accuracy(own, ask(own, config.answer_tokens)),
+        "copy_accuracy_multi": copy_accuracy(several, ask(several, 2 * config.answer_tokens)),
         "object_category_accuracy": _category_accuracy(objects, ask(objects, config.answer_tokens)),
         "matching_accuracy": _accuracy("oct", matching, ask(matching, config.answer_tokens)),
         "category_yes_no_accuracy": _accuracy("oct", categories, ask(categories, config.answer_tokens)),
@@ -324,6 +331,7 @@ def probe_table(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("zero-shot RAP prompt: name written", f"{zero['name_rate']:.2f}"),
         ("copy accuracy, fresh names", f"{result['copy_accuracy']:.2f}"),
         ("copy accuracy, held-out names", f"{result['copy_accuracy_heldout_names']:.2f}"),
+        ("copy accuracy, 2-4 fresh names", f"{result.get('copy_accuracy_multi', float('nan')):.2f}"),
         ("object category (held-out views)", f"{result['object_category_accuracy']:.2f}"),
         ("same-object matching (balanced)", f"{result['matching_accuracy']:.2f}"),
         ("category yes/no (balanced)", f"{result['category_yes_no_accuracy']:.2f}"),
