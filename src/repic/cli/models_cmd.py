@@ -143,6 +143,7 @@ def pretrain_tiny_command(
         int | None,
         typer.Option("--extra-scenes", help="Training-split scenes rendered beyond the world's (default 3000)."),
     ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads (default 1).")] = None,
     copy_checks: Annotated[
         int, typer.Option("--copy-checks", help="Greedy copy-accuracy checks during training (0: none).")
     ] = 10,
@@ -161,7 +162,8 @@ def pretrain_tiny_command(
     from ..models.pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
     from ..models.probe import ProbeConfig, probe_table
 
-    given = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "extra_scenes": extra_scenes}
+    given = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "extra_scenes": extra_scenes,
+             "threads": threads}
     if steps is not None:  # the vision and copy phases keep their share of the default schedule
         default = PretrainConfig()
         given["vision_phase_steps"] = round(steps * default.vision_phase_steps / default.steps)
@@ -176,7 +178,8 @@ def pretrain_tiny_command(
     options = [
         "--out", str(out), *(["--world", str(world)] if world else ["--world-seed", str(world_seed)]),
         "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--lr", str(config.learning_rate),
-        "--seed", str(seed), "--extra-scenes", str(config.extra_scenes), "--copy-checks", str(copy_checks),
+        "--seed", str(seed), "--extra-scenes", str(config.extra_scenes), "--threads", str(config.threads),
+        "--copy-checks", str(copy_checks),
         "--probe" if probe else "--no-probe", *(["--overwrite"] if overwrite else []),
     ]
     _quiet_progress_bars()
