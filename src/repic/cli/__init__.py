@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import RepicError
-from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd, train_cmd
+from . import caption_cmd, data_cmd, db_cmd, demo_cmd, eval_cmd, merge_cmd, models_cmd, train_cmd
 
 app = typer.Typer(
     name="repic",
@@ -30,6 +30,7 @@ app.add_typer(train_cmd.app, name="train")
 app.command("eval")(eval_cmd.eval_command)
 app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)
+app.command("demo")(demo_cmd.demo_command)
 
 _err = Console(stderr=True)
 

@@ -1,0 +1,240 @@
+"""Evaluate one model folder on a build's held-out evaluation files, as the demo's report needs it.
+
+``evaluate_model`` answers, with greedy decoding:
+
+- the caption files ``eval/single.jsonl``, ``two.jsonl`` and ``four.jsonl`` in *skip-retrieval* mode (the
+  true concepts' references are shown), and ``single`` and ``two`` again in *retrieval* mode (the top-K
+  concepts the built-in colour embedder retrieves from the held-out ``database.json``, K = 2 as in the
+  paper), so a reference shown may be of a concept that is not in the image;
+- the OCT and VLT files (``eval/oct.jsonl``, ``eval/vlt.jsonl``), asked as RePIC trains them.
+
+It writes one predictions file per evaluation (``<evaluation>.jsonl``, the JSONL rows ``repic eval``
+reads, plus the absolute image paths and the references shown, for the gallery) and a ``ModelResult``
+(``model_result.json``). What it chose and why:
+
+- **Scores come from the files just written**, read back with ``repic.evaluate.load_predictions`` and
+  scored by the same functions as ``repic eval`` (official variant chosen by concepts per row, strict mode
+  with the database's display names as aliases): running ``repic eval`` on a predictions file prints the
+  numbers the report shows.
+- **Absent named** counts captions that name a concept the prompt offered (a reference shown) that is not
+  in the image, by the strict scorer's whole-name matching. In skip-retrieval files every reference is a
+  true concept, so nothing can be counted there and the count is left empty rather than reported as 0.
+- **A query that cannot be answered is an error**, not a skipped row: the evaluation files come from the
+  demo's own build, so a missing image means a broken build, and a silently shorter evaluation would
+  change the numbers.
+- **Answers are as long as the captioner's default allows** (``GenerationSettings().max_new_tokens``, 128
+  tokens, greedy), the same for every model and longer than the 48 tokens the demo recipe trains with: a
+  caption that names four concepts with a phrase each needs about 60 tokens, and an evaluation cut at the
+  training length would score the length limit rather than the model (measured: RePIC's 4-concept
+  captions all hit 48 tokens before naming the fourth concept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_json, atomic_write_jsonl
+from ..concepts.database import ConceptDatabase, load_database
+from ..errors import RepicError
+from ..evaluate import (
+    choose_official_variant,
+    load_predictions,
+    localization_accuracy,
+    named_concepts,
+    official_scores,
+    recognition_accuracy,
+    strict_scores,
+)
+from ..inference.generate import GenerationSettings
+from ..report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
+
+EVAL_DIR = "eval"
+RESULT_FILE = "model_result.json"
+# Caption evaluations (the report's keys) -> (evaluation file, captioner mode).
+CAPTION_EVALUATIONS: dict[str, tuple[str, str]] = {
+    "single": ("single.jsonl", "skip"),
+    "two": ("two.jsonl", "skip"),
+    "four": ("four.jsonl", "skip"),
+    "single_retrieval": ("single.jsonl", "retrieve"),
+    "two_retrieval": ("two.jsonl", "retrieve"),
+}
+ANSWER_EVALUATIONS = ("oct", "vlt")
+_GENERATION_DEFAULTS = GenerationSettings()
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How answers are generated and concepts retrieved."""
+
+    max_new_tokens: int = _GENERATION_DEFAULTS.max_new_tokens
+    batch_size: int = 16
+    top_k: int = 2
+    embedder: str = "builtin"
+
+
+def predictions_path(out_dir: str | os.PathLike, evaluation: str) -> Path:
+    """The predictions file of one evaluation (a ``CAPTION_EVALUATIONS`` key, ``oct`` or ``vlt``)."""
+    return Path(out_dir) / f"{evaluation}.jsonl"
+
+
+def evaluate_model(
+    model: str | os.PathLike,
+    build_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    label: str,
+    description: str,
+    settings: EvalSettings,
+    progress: Progress | None = None,
+) -> ModelResult:
+    """Answer every evaluation of ``build_dir`` with ``model``; write predictions and result to ``out_dir``."""
+    from ..concepts.retrieve import open_retriever
+    from ..inference import Captioner, load_for_captioning, read_eval_file
+
+    say = progress or (lambda line: None)
+    eval_dir = Path(build_dir) / EVAL_DIR
+    database = load_database(eval_dir / "database.json")
+    retriever, _ = open_retriever(database, embedder=settings.embedder, k=settings.top_k)
+    policy = load_for_captioning(model)
+    generation = GenerationSettings(max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    captioner = Captioner(
+        policy.model, policy.processor, database=database, retriever=retriever, settings=generation
+    )
+    out = Path(out_dir)
+    runs = [(key, file, mode) for key, (file, mode) in CAPTION_EVALUATIONS.items()]
+    runs += [(key, f"{key}.jsonl", "auto") for key in ANSWER_EVALUATIONS]
+    for key, file, mode in runs:
+        started = time.perf_counter()
+        queries = read_eval_file(eval_dir / file)
+        run = captioner.run(queries, mode=mode)
+        if run.skipped:
+            first = run.skipped[0]
+            raise RepicError(
+                f"{len(run.skipped)} of {len(queries)} queries of {eval_dir / file} could not be answered "
+                f"({first.query.where}: {first.reason}); rebuild the demo's data (repic demo --fresh)"
+            )
+        atomic_write_jsonl(predictions_path(out, key), [_prediction_row(result) for result in run.results])
+        say(f"{label}: {key} ({mode}), {len(run.results)} answers in {time.perf_counter() - started:.1f} s")
+    result = score_model(out, label=label, description=description, database=database)
+    atomic_write_json(out / RESULT_FILE, Results(models=[result], title=label).to_json())
+    return result
+
+
+def _prediction_row(result: Any) -> dict[str, Any]:
+    """The captioner's prediction row, plus the absolute query path and the references it showed."""
+    if result.mode == "retrieval":
+        shown = [(found.tag, found.image) for found in result.retrieved]
+    else:
+        shown = list(result.query.references or [])
+    return {
+        **result.to_json(),
+        "image_path": str(result.query.image),
+        "references": [{"tag": tag, "image": str(image)} for tag, image in shown],
+    }
+
+
+def score_model(
+    out_dir: str | os.PathLike, *, label: str, description: str, database: ConceptDatabase
+) -> ModelResult:
+    """The ``ModelResult`` of the predictions files in ``out_dir`` (scored as ``repic eval`` scores them)."""
+    aliases = {tag: [concept.name] for tag, concept in database.concepts.items() if concept.name.strip()}
+    captions = {}
+    for key in CAPTION_EVALUATIONS:
+        path = predictions_path(out_dir, key)
+        rows = load_predictions(path, on_error="fail").captions
+        if not rows:
+            raise RepicError(f"{path} holds no caption rows; evaluate the model again")
+        captions[key] = CaptionResult(
+            rows=len(rows),
+            official=official_scores(rows, choose_official_variant(rows)),
+            strict=strict_scores(rows, aliases),
+            absent_named=absent_named(_read_rows(path), aliases),
+        )
+    recognition = load_predictions(predictions_path(out_dir, "oct"), on_error="fail").recognition
+    localization = load_predictions(predictions_path(out_dir, "vlt"), on_error="fail").localization
+    return ModelResult(
+        label=label,
+        description=description,
+        captions=captions,
+        recognition=recognition_accuracy(recognition),
+        localization=localization_accuracy(localization),
+    )
+
+
+def absent_named(rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequence[str]]) -> Count | None:
+    """Captions naming an offered concept (``prompt_concepts``) that is not in the image (``concepts``).
+
+    ``None`` when no row offered such a concept: then nothing could be named wrongly.
+
+    >>> offered = {"concepts": ["<bo>"], "prompt_concepts": ["<bo>", "<kim>"]}
+    >>> absent_named([{**offered, "prediction": "<bo> and Kim"}, {**offered, "prediction": "<bo> alone"}], {})
+    Count(hits=1, total=2)
+    >>> print(absent_named([{"concepts": ["<bo>"], "prompt_concepts": ["<bo>"], "prediction": "<bo>"}], {}))
+    None
+    """
+    offered_absent = [[tag for tag in row["prompt_concepts"] if tag not in row["concepts"]] for row in rows]
+    if not any(offered_absent):
+        return None
+    hits = sum(
+        bool(absent) and bool(named_concepts(row["prediction"], absent, aliases))
+        for row, absent in zip(rows, offered_absent, strict=True)
+    )
+    return Count(hits, len(rows))
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_model_result(out_dir: str | os.PathLike) -> ModelResult:
+    """The ``ModelResult`` an earlier ``evaluate_model`` wrote to ``out_dir``."""
+    path = Path(out_dir) / RESULT_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RepicError(
+            f"cannot read {path} ({exc}); evaluate the model again (repic demo --fresh)"
+        ) from None
+    return Results.from_json(document, str(path)).models[0]
+
+
+def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) -> list[GalleryRow]:
+    """Gallery rows: the first ``per_evaluation`` queries of each caption evaluation, every model's caption.
+
+    ``outputs`` maps model label to its ``evaluate_model`` folder, in the order the gallery shows them.
+    The references shown are the first model's (retrieval does not depend on the model).
+    """
+    rows = []
+    for key in CAPTION_EVALUATIONS:
+        by_model = {label: _read_rows(predictions_path(folder, key)) for label, folder in outputs.items()}
+        first = next(iter(by_model.values()))
+        for index, row in enumerate(first[:per_evaluation]):
+            for label, predictions in by_model.items():
+                if len(predictions) <= index or predictions[index]["image_path"] != row["image_path"]:
+                    raise RepicError(
+                        f"the {key} predictions of {label} ({outputs[label]}) do not answer the same queries in "
+                        "the same order as the other models'; evaluate the models again (repic demo --fresh)"
+                    )
+            rows.append(
+                GalleryRow(
+                    query=Path(row["image_path"]),
+                    concepts=row["concepts"],
+                    references=[
+                        GalleryReference(Path(ref["image"]), ref["tag"]) for ref in row["references"]
+                    ],
+                    captions={
+                        label: predictions[index]["prediction"] for label, predictions in by_model.items()
+                    },
+                    evaluation=key,
+                    question=row["question"],
+                )
+            )
+    return rows

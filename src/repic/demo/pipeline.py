@@ -1,0 +1,490 @@
+"""The ``repic demo`` pipeline: concept world -> data -> start model -> RePIC and SFT -> evaluation -> report.
+
+Stages, in order, each writing into its own place in the run folder ``OUT``::
+
+    world           OUT/world/            the synthetic concept world (``repic data synth``)
+    data            OUT/data/             RePIC training data, held-out evaluation sets (``repic data build``)
+    start           OUT/runs/start/       the shipped tiny base after the demo-tiny recipe's SFT warm-up
+    repic           OUT/runs/repic/       start + RePIC GRPO (``repic train grpo``, its own warm-up off)
+    sft             OUT/runs/sft/         start + the SFT baseline on as many samples (``repic train sft``)
+    eval-<model>    OUT/eval/<model>/     predictions and scores of base, start, sft and repic
+    report          OUT/report/           report.md, results.json, plots, gallery.html
+
+What it chose and why:
+
+- **Finished stages are reused.** A stage that completes writes ``OUT/stages/<stage>.json`` with the
+  settings it ran with (its *key*) and a fresh token; a later run skips a stage whose record exists and
+  whose key is unchanged. A stage's key holds the tokens of the stages it reads, so redoing a stage redoes
+  everything downstream of it, and a stage interrupted half-way has no record and runs again from the
+  start (its folder is cleared first). The base model's key is a digest of its weights, so replacing the
+  shipped base invalidates the start model. The report is always rewritten: it describes this run.
+- **The run folder is guarded**: ``OUT`` must be new, empty or an earlier demo (``OUT/demo.json``);
+  ``--fresh`` clears an earlier demo and nothing else.
+- **The start model is made once.** GRPO and SFT both continue from it, so they differ only in how they
+  are trained (see ``repic.demo.settings``).
+- **The claim is checked, not assumed**: ``claim_checks`` compares RePIC with the base on every task and
+  with SFT on 2- and 4-concept F1, in both scorer modes; the CLI prints whether each comparison holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_json
+from ..errors import RepicError
+from ..report import Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
+from ..tasks import TASKS
+from .evaluate import EvalSettings, evaluate_model, gallery_rows, read_model_result
+from .settings import GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
+
+DEMO_FILE = "demo.json"
+DEMO_FORMAT = "repic-demo/1"
+STAGES_DIR = "stages"
+MODELS = ("base", "start", "sft", "repic")  # table order: where each model comes from, then the two methods
+REWARD_KEYS = RewardKeys(tasks={task: f"rewards/{task}/mean" for task in TASKS})  # TRL's per-reward means
+
+Progress = Callable[[str], None]
+
+
+class DemoInterrupted(Exception):
+    """A training stage was stopped with Ctrl-C; a re-run continues from the stages already finished."""
+
+
+# ------------------------------------------------------------------------------------------ stages
+@dataclass(frozen=True)
+class StageRecord:
+    """A finished stage: its key, the token that identifies this making of it, and how long it took."""
+
+    name: str
+    key: dict[str, Any]
+    token: str
+    seconds: float
+    reused: bool
+
+
+class StageBook:
+    """Runs the stages of one run folder, skipping those finished earlier with the same key."""
+
+    def __init__(self, folder: Path, *, say: Progress) -> None:
+        self.folder = folder
+        self.say = say
+        self.records: dict[str, StageRecord] = {}
+
+    def _record_path(self, name: str) -> Path:
+        return self.folder / STAGES_DIR / f"{name}.json"
+
+    def _finished(self, name: str, key: dict[str, Any]) -> StageRecord | None:
+        path = self._record_path(name)
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None  # absent, or damaged by hand: the stage runs again
+        if saved.get("key") != key or not isinstance(saved.get("token"), str):
+            return None
+        return StageRecord(name, key, saved["token"], float(saved.get("seconds", 0.0)), reused=True)
+
+    def run(self, name: str, key: dict[str, Any], output: Path, action: Callable[[], None]) -> StageRecord:
+        """Run ``action`` (which writes ``output``) unless a record with this ``key`` exists."""
+        key = json.loads(json.dumps(key, sort_keys=True, default=str))  # as it reads back from the record
+        record = self._finished(name, key)
+        if record is not None:
+            self.say(f"{name}: reused (made earlier in {record.seconds:.1f} s)")
+        else:
+            self._record_path(name).unlink(missing_ok=True)  # first: a cleared stage never looks finished
+            if output.exists():
+                shutil.rmtree(output)
+            self.say(f"{name}: started")
+            started = time.perf_counter()
+            action()
+            seconds = round(
+                time.perf_counter() - started, 3
+            )  # as the record keeps it, so reruns report the same
+            record = StageRecord(name, key, uuid.uuid4().hex, seconds, reused=False)
+            atomic_write_json(
+                self._record_path(name),
+                {
+                    "stage": name,
+                    "key": key,
+                    "token": record.token,
+                    "seconds": seconds,
+                    "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
+                },
+            )
+            self.say(f"{name}: done in {record.seconds:.1f} s")
+        self.records[name] = record
+        return record
+
+
+def open_run_folder(out: Path, *, fresh: bool) -> None:
+    """Make ``out`` ready: new, empty or an earlier demo (cleared when ``fresh``); anything else is refused."""
+    if out.exists() and not out.is_dir():
+        raise RepicError(f"{out} is a file; --out takes a folder for the demo run")
+    is_demo = (out / DEMO_FILE).is_file()
+    if out.is_dir() and any(out.iterdir()) and not is_demo:
+        raise RepicError(
+            f"{out} is not empty and holds no earlier demo ({DEMO_FILE}); choose a new or empty folder with --out"
+        )
+    if fresh and is_demo:
+        (out / DEMO_FILE).unlink()  # first: a half-cleared folder is not taken for a demo
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    atomic_write_json(out / DEMO_FILE, {"format": DEMO_FORMAT})
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (the identity of a model's weights)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ the run
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where each stage writes (layout in the module docstring)."""
+
+    out: Path
+
+    @property
+    def world(self) -> Path:
+        return self.out / "world"
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    def run(self, stage: str) -> Path:
+        """The training run folder of ``start``, ``repic`` or ``sft``."""
+        return self.out / "runs" / stage
+
+    def model(self, name: str) -> Path:
+        """The model folder of one of ``MODELS``."""
+        from ..models.tiny import shipped_base_path
+
+        return shipped_base_path() if name == "base" else self.run(name) / "final"
+
+    def evaluation(self, model: str) -> Path:
+        return self.out / "eval" / model
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report"
+
+
+@dataclass(frozen=True)
+class DemoOutcome:
+    """What a demo run produced."""
+
+    results: Results
+    report: WrittenReport
+    stages: dict[str, StageRecord]
+
+
+def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
+    """The resolved ``TrainConfig`` of each training stage: ``start`` (the warm-up, an SFT run), ``repic``
+    (GRPO) and ``sft``, plus ``with_warmup``, the GRPO recipe the warm-up comes from (it picks its samples)."""
+    from ..train import load_config
+    from ..train.grpo import warmup_config
+
+    common = {"run.threads": settings.threads, "run.seed": settings.seed}
+    train_file, sft_file = str(paths.data / "train.jsonl"), str(paths.data / "sft.jsonl")
+    with_warmup = load_config(
+        GRPO_RECIPE,
+        values={
+            **settings.grpo_overrides,
+            **settings.warmup_overrides,
+            **common,
+            "data.train_file": train_file,
+            "grpo.warmup.train_file": sft_file,
+        },
+        method="grpo",
+    )
+    start = warmup_config(with_warmup, paths.run("start"))
+    start = replace(start, run=replace(start.run, output_dir=str(paths.run("start"))))
+    repic = load_config(
+        GRPO_RECIPE,
+        values={
+            **settings.grpo_overrides,
+            **common,
+            "model.name_or_path": str(paths.model("start")),
+            "data.train_file": train_file,
+            "run.output_dir": str(paths.run("repic")),
+            "optim.max_steps": settings.grpo_steps,
+            "grpo.warmup.steps": 0,
+        },
+        method="grpo",
+    )
+    sft = load_config(
+        SFT_RECIPE,
+        values={
+            **settings.sft_overrides,
+            **common,
+            "model.name_or_path": str(paths.model("start")),
+            "data.train_file": sft_file,
+            "run.output_dir": str(paths.run("sft")),
+        },
+        method="sft",
+    )
+    grpo_samples = repic.grpo.prompts_per_step * settings.grpo_steps
+    sft = replace(sft, optim=replace(sft.optim, max_steps=sft_steps_for(grpo_samples, sft.sft.rows_per_step)))
+    return {"with_warmup": with_warmup, "start": start, "repic": repic, "sft": sft}
+
+
+class _Trainer:
+    """Runs one training stage with the demo's progress lines; Ctrl-C becomes ``DemoInterrupted``.
+
+    ``warmup_of`` (the GRPO recipe's config) makes it the warm-up: an SFT run on the samples that recipe's
+    warm-up would draw, read when the stage runs (the data stage writes them).
+    """
+
+    def __init__(self, name: str, config: Any, say: Progress, *, warmup_of: Any = None) -> None:
+        self.name, self.config, self.say, self.warmup_of = name, config, say, warmup_of
+
+    def __call__(self) -> None:
+        from ..train import train_grpo, train_sft
+        from ..train.grpo import warmup_samples
+
+        def progress(line: str) -> None:
+            self.say(f"{self.name}: {line}")
+
+        if self.config.method == "grpo":
+            result = train_grpo(self.config, overwrite=True, progress=progress)
+        else:
+            samples = warmup_samples(self.warmup_of, self.config) if self.warmup_of is not None else None
+            # merged: a later stage loads the result as its base model, whatever the recipe's finetune mode
+            result = train_sft(
+                self.config, samples=samples, overwrite=True, merge_adapter=True, progress=progress
+            )
+        if not result.finished:
+            raise DemoInterrupted(f"stage {self.name} was interrupted")
+
+
+def run_demo(
+    settings: DemoSettings,
+    *,
+    fresh: bool = False,
+    progress: Progress | None = None,
+    command: str = "repic demo",
+) -> DemoOutcome:
+    """Run (or continue) the demo in ``settings.out`` and write its report; see the module docstring."""
+    import torch
+
+    from ..data.collection import load_collection
+    from ..data.synthetic import generate_world
+    from ..data.tasks import build
+    from ..train.config import config_to_dict
+
+    clock = time.perf_counter()
+    sink = progress or (lambda line: None)
+
+    def say(line: str) -> None:
+        sink(f"[{time.perf_counter() - clock:7.1f} s] {line}")
+
+    paths = DemoPaths(settings.out.expanduser().absolute())
+    open_run_folder(paths.out, fresh=fresh)
+    load = describe_load()
+    say(f"{settings.mode} demo in {paths.out} ({load})")
+    book = StageBook(paths.out, say=say)
+    configs = training_configs(settings, paths)
+    evaluation = EvalSettings(batch_size=settings.eval_batch_size, top_k=settings.top_k)
+    descriptions = model_descriptions(configs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        world = book.run(
+            "world",
+            {"world": settings.world.to_dict()},
+            paths.world,
+            lambda: generate_world(paths.world, settings.world),
+        )
+        data = book.run(
+            "data",
+            {"build": settings.build.to_dict(), "world": world.token},
+            paths.data,
+            lambda: build(load_collection(paths.world), paths.data, settings.build),
+        )
+        made = {"base": file_digest(paths.model("base") / "model.safetensors")}  # what each model is
+        start = configs["start"]
+        made["start"] = book.run(
+            "start",
+            {"config": config_to_dict(start), "base": made["base"], "data": data.token},
+            paths.run("start"),
+            _Trainer("start", start, say, warmup_of=configs["with_warmup"]),
+        ).token
+        for name in ("repic", "sft"):
+            key = {"config": config_to_dict(configs[name]), "start": made["start"], "data": data.token}
+            made[name] = book.run(name, key, paths.run(name), _Trainer(name, configs[name], say)).token
+        for name in MODELS:
+            key = {"settings": asdict(evaluation), "model": made[name], "data": data.token}
+            book.run(
+                f"eval-{name}",
+                key,
+                paths.evaluation(name),
+                lambda n=name: evaluate_model(
+                    paths.model(n),
+                    paths.data,
+                    paths.evaluation(n),
+                    label=n,
+                    description=descriptions[n],
+                    settings=evaluation,
+                    progress=lambda line: say(f"eval {line}"),
+                ),
+            )
+    finally:
+        torch.set_num_threads(threads)
+
+    say("report: started")
+    started = time.perf_counter()
+    results = Results(
+        models=[read_model_result(paths.evaluation(name)) for name in MODELS],
+        title=f"RePIC demo ({settings.mode}): tiny Qwen2.5-VL on held-out concepts of the synthetic world",
+        timings={name: record.seconds for name, record in book.records.items()},
+        commands=equivalent_commands(settings, paths, configs, evaluation, command),
+        configs={
+            "demo": {
+                **settings.describe(),
+                "reused_stages": [n for n, r in book.records.items() if r.reused],
+            },
+            "evaluation": asdict(evaluation),
+            **{
+                f"{name} ({configs[name].method})": config_to_dict(configs[name])
+                for name in ("start", "repic", "sft")
+            },
+        },
+        machine=f"{describe_machine()}, {load} at the start",
+    )
+    written = write_report(
+        paths.report,
+        results,
+        metrics_path=paths.run("repic") / "metrics.jsonl",
+        reward_keys=REWARD_KEYS,
+        gallery_rows=gallery_rows(
+            {name: paths.evaluation(name) for name in MODELS}, settings.gallery_per_evaluation
+        ),
+    )
+    say(f"report: done in {time.perf_counter() - started:.1f} s")
+    return DemoOutcome(results, written, book.records)
+
+
+def model_descriptions(configs: dict[str, Any]) -> dict[str, str]:
+    """What each compared model is, in one line each."""
+    start, repic, sft = configs["start"], configs["repic"], configs["sft"]
+    warmup = f"{start.optim.max_steps}-step SFT warm-up on {start.data.max_samples} samples of all four tasks"
+    rollouts = f"{repic.grpo.prompts_per_step} prompts x {repic.grpo.num_generations} completions"
+    return {
+        "base": "the shipped tiny base (pretrained on generic tasks), no post-training",
+        "start": f"base + {warmup} (the {GRPO_RECIPE} recipe's warm-up); SFT and RePIC both start here",
+        "sft": f"start + SFT baseline: {sft.optim.max_steps} steps x {sft.sft.rows_per_step} reference captions "
+        "of the training concepts",
+        "repic": f"start + RePIC GRPO: {repic.optim.max_steps} steps x {rollouts}, verifiable rewards",
+    }
+
+
+SCENE_COUNTS = (
+    "scenes_per_train_concept", "n_train_two", "n_train_four", "n_train_negative", "n_eval_single", "n_eval_two",
+    "n_eval_four", "n_eval_negative",
+)  # fmt: skip
+
+
+def equivalent_commands(
+    settings: DemoSettings, paths: DemoPaths, configs: dict[str, Any], evaluation: EvalSettings, command: str
+) -> list[str]:
+    """The command that ran, then the ``repic`` commands that make each stage's output on their own."""
+    world, build_config = settings.world, settings.build
+    scenes = ",".join(f"{name}={getattr(world, name)}" for name in SCENE_COUNTS)
+    counts = ",".join(f"{task}={n}" for task, n in build_config.counts.items())
+    eval_counts = ",".join(f"{task}={n}" for task, n in build_config.eval_counts.items())
+
+    def sets(values: dict[str, Any]) -> str:
+        return " ".join(f"--set {key}={value}" for key, value in values.items())
+
+    repic, sft = configs["repic"], configs["sft"]
+    common = {"run.threads": settings.threads, "run.seed": settings.seed}
+    start, eval_dir = paths.model("start"), paths.data / "eval"
+    return [
+        command,
+        f"repic data synth --out {paths.world} --seed {world.seed} --train-concepts {world.n_train_concepts} "
+        f"--heldout-concepts {world.n_heldout_concepts} --scenes {scenes}",
+        f"repic data build --concepts {paths.world} --out {paths.data} --seed {build_config.seed} "
+        f"--counts {counts} --eval-counts {eval_counts}",
+        f"# start: the {GRPO_RECIPE} recipe's SFT warm-up, run once on its own (config 'start' below)",
+        f"repic train grpo --recipe {GRPO_RECIPE} --model {start} --data {paths.data / 'train.jsonl'} "
+        f"--out {paths.run('repic')} --max-steps {repic.optim.max_steps} "
+        + sets({**settings.grpo_overrides, **common, "grpo.warmup.steps": 0}),
+        f"repic train sft --recipe {SFT_RECIPE} --model {start} --data {paths.data / 'sft.jsonl'} "
+        f"--out {paths.run('sft')} --max-steps {sft.optim.max_steps} "
+        + sets({**settings.sft_overrides, **common}),
+        f"repic caption MODEL --eval {eval_dir}/FILE.jsonl --mode skip|retrieve --top-k {settings.top_k} "
+        f"--max-new-tokens {evaluation.max_new_tokens} --out DIR   # per model and evaluation file",
+        f"repic eval {paths.out / 'eval'}/MODEL/EVALUATION.jsonl --database {eval_dir / 'database.json'}",
+    ]
+
+
+# ------------------------------------------------------------------------------------------ the claim
+@dataclass(frozen=True)
+class ClaimCheck:
+    """One comparison the paper's claim makes: ``holds`` when RePIC's number is higher in every mode."""
+
+    statement: str
+    repic: str
+    other: str
+    holds: bool
+
+
+def claim_checks(results: Results) -> list[ClaimCheck]:
+    """RePIC against the base on every task, and against SFT on 2- and 4-concept F1 (both scorer modes)."""
+    models = {model.label: model for model in results.models}
+    repic, base, sft = models["repic"], models["base"], models["sft"]
+    checks = []
+
+    def f1s(model: Any, key: str) -> tuple[float, float]:
+        result = model.captions[key]
+        return result.official.f1, result.strict.f1
+
+    def add(statement: str, mine: tuple[float, ...], theirs: tuple[float, ...]) -> None:
+        shown = " / ".join
+        checks.append(
+            ClaimCheck(
+                statement,
+                shown(percent(v) for v in mine),
+                shown(percent(v) for v in theirs),
+                all(a > b for a, b in zip(mine, theirs, strict=True)),
+            )
+        )
+
+    for key in repic.captions:
+        add(f"RePIC > base, {key} F1 (official / strict)", f1s(repic, key), f1s(base, key))
+    add(
+        "RePIC > base, OCT accuracy",
+        (repic.recognition.accuracy or 0.0,),
+        (base.recognition.accuracy or 0.0,),
+    )
+    add(
+        "RePIC > base, VLT accuracy (IoU >= 0.5)",
+        (repic.localization.accuracy or 0.0,),
+        (base.localization.accuracy or 0.0,),
+    )
+    for key in ("two", "four"):
+        add(f"RePIC > SFT, {key} F1 (official / strict)", f1s(repic, key), f1s(sft, key))
+    return checks
+
+
+def describe_load() -> str:
+    """The load average, written next to the timings (on a shared machine it explains slow stages)."""
+    try:
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    return f"load average {load}"

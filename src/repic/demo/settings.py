@@ -1,0 +1,187 @@
+"""``DemoSettings``: every size, count and seed of ``repic demo``, for the full run and the quick one.
+
+The demo is a fixed recipe with three knobs a user may turn (``--steps``, ``--world-size``, ``--out``) and
+two sizes: *full* (the default: the default concept world with larger evaluation sets, the ``demo-tiny``
+GRPO recipe, under ten minutes on a 2-core CPU) and *quick* (a world of 12 concepts and a few steps of
+everything, for tests and a first look, 15-20 s). What it chose and why:
+
+- **The recipes stay the source of the training settings.** The demo trains with the shipped recipes
+  ``demo-tiny`` (GRPO) and ``sft-demo-tiny`` (SFT) and only overrides what a demo must decide itself: the
+  paths, the step counts, one CPU thread and, in quick mode, smaller rollouts. The overrides are dotted
+  config keys, so the report can show them and ``repic train --set`` takes the same.
+- **The warm-up runs once, as its own stage.** ``demo-tiny`` asks for a short SFT warm-up before GRPO (the
+  tiny base never writes a name otherwise, so every GRPO group scores 0 and nothing is learned). The demo
+  runs it once to make the *start* model; GRPO (its own warm-up off) and the SFT baseline both continue from
+  that start, so the comparison between them is fair.
+- **400 GRPO steps** in the full demo, twice the recipe's ``optim.max_steps``: the rewards were still
+  climbing at 200 (numbers at ``FULL_STEPS``), and 400 steps fit the ten-minute budget (about 6 of the
+  7 minutes the full demo took on 2 cores).
+- **SFT sees as many samples as GRPO saw prompts** (steps x prompts per step), rounded up to whole steps.
+- **``--world-size`` is the number of concepts**: a quarter of them (at least 4, the four-concept
+  evaluation needs 4) are held out; scene counts that are totals scale with the number of concepts, those
+  per concept stay. The full demo's world has 64 concepts (48 training, 16 held out).
+- **Larger held-out evaluation sets than the default world's** (96 / 64 / 32 scenes with 1 / 2 / 4
+  concepts instead of 48 / 24 / 12): answering is cheap (a few seconds per model) and with 12 four-concept
+  scenes one caption moves F1 by several points. Scenes are drawn per (seed, split, kind, index), so the
+  training scenes are exactly the default world's, the ones the shipped base was pretrained on.
+- **One torch thread**: the tiny model's matrices are small, and on a busy 2-core machine a second thread
+  made training steps many times slower (measured for the ``demo-tiny`` recipe).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..data.tasks import BuildConfig
+from ..data.world_config import WorldConfig
+from ..errors import RepicError
+
+GRPO_RECIPE = "demo-tiny"
+SFT_RECIPE = "sft-demo-tiny"
+DEFAULT_OUT = Path("repic-demo")
+MIN_WORLD_SIZE = 8  # 4 held-out concepts (the four-concept evaluation) and 4 to train on
+MIN_HELDOUT = 4
+
+# GRPO steps of the full demo: twice the recipe's 200, because the rewards were still climbing there.
+# Measured on the default world, one thread: with the first shipped base, held-out single-concept F1 0.69
+# after 200 steps and 0.91 after 400; with the re-pretrained base, the ICT-multi training reward was 0.28
+# around step 200 and 0.55 around step 400.
+FULL_STEPS = 400
+# The full world: the default world with larger held-out evaluation sets (see the module docstring).
+FULL_WORLD = WorldConfig(n_eval_single=96, n_eval_two=64, n_eval_four=32)
+# The quick world: every kind of scene exists, a handful of each.
+QUICK_WORLD = WorldConfig(
+    n_train_concepts=8,
+    n_heldout_concepts=4,
+    scenes_per_train_concept=2,
+    n_train_two=4,
+    n_train_four=2,
+    n_train_negative=2,
+    n_eval_single=4,
+    n_eval_two=4,
+    n_eval_four=2,
+    n_eval_negative=2,
+)
+QUICK_BUILD = BuildConfig(
+    counts={"oct": 8, "vlt": 8, "ict": 8, "ict_multi": 8}, eval_counts={"oct": 8, "vlt": 4}
+)
+# Scene counts of a world that are totals (scaled with --world-size); scenes_per_train_concept is per concept.
+_SCENE_TOTALS = (
+    "n_train_two",
+    "n_train_four",
+    "n_train_negative",
+    "n_eval_single",
+    "n_eval_two",
+    "n_eval_four",
+    "n_eval_negative",
+)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What one demo run does; build one with ``demo_settings``.
+
+    ``grpo_overrides`` / ``sft_overrides`` / ``warmup_overrides`` are dotted keys over the shipped recipes
+    (``grpo.num_generations``...); the pipeline adds the paths and step counts.
+    """
+
+    out: Path
+    quick: bool
+    world: WorldConfig
+    build: BuildConfig
+    grpo_steps: int
+    seed: int = 0
+    threads: int = 1
+    grpo_overrides: dict[str, Any] = field(default_factory=dict)
+    sft_overrides: dict[str, Any] = field(default_factory=dict)
+    warmup_overrides: dict[str, Any] = field(default_factory=dict)
+    eval_batch_size: int = 16
+    top_k: int = 2  # retrieved concepts per query, the paper's K
+    gallery_per_evaluation: int = 4  # gallery rows per caption evaluation
+
+    @property
+    def mode(self) -> str:
+        return "quick" if self.quick else "full"
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as plain values, for the report and the stage records."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**values, "out": str(self.out), "world": self.world.to_dict(), "build": self.build.to_dict()}
+
+
+def scaled_world(concepts: int, base: WorldConfig) -> WorldConfig:
+    """``base`` resized to ``concepts`` concepts: a quarter held out (at least 4), scene totals scaled.
+
+    >>> world = scaled_world(128, FULL_WORLD)
+    >>> world.n_train_concepts, world.n_heldout_concepts, world.n_eval_two, world.scenes_per_train_concept
+    (96, 32, 128, 6)
+    """
+    if isinstance(concepts, bool) or not isinstance(concepts, int) or concepts < MIN_WORLD_SIZE:
+        raise RepicError(
+            f"--world-size is the number of concepts and must be at least {MIN_WORLD_SIZE} (4 held out for the "
+            f"four-concept evaluation, 4 to train on), got {concepts!r}"
+        )
+    heldout = max(MIN_HELDOUT, round(concepts / 4))
+    scale = concepts / (base.n_train_concepts + base.n_heldout_concepts)
+    totals = {
+        name: max(1, round(getattr(base, name) * scale)) if getattr(base, name) else 0
+        for name in _SCENE_TOTALS
+    }
+    return replace(base, n_train_concepts=concepts - heldout, n_heldout_concepts=heldout, **totals)
+
+
+def demo_settings(
+    *,
+    quick: bool = False,
+    steps: int | None = None,
+    world_size: int | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+) -> DemoSettings:
+    """The settings of a full (default) or quick demo, with the user's steps, world size and folder."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise RepicError(f"--steps is the number of GRPO steps and must be at least 1, got {steps!r}")
+    base_world = QUICK_WORLD if quick else FULL_WORLD
+    world = scaled_world(world_size, base_world) if world_size is not None else base_world
+    world = replace(world, seed=seed)
+    folder = Path(out) if out is not None else DEFAULT_OUT
+    if quick:
+        return DemoSettings(
+            out=folder,
+            quick=True,
+            world=world,
+            build=replace(QUICK_BUILD, seed=seed),
+            grpo_steps=steps or 3,
+            seed=seed,
+            # 2 prompts x 4 completions of 16 tokens: the full recipe's loop at a fraction of its cost.
+            grpo_overrides={
+                "grpo.num_generations": 4,
+                "grpo.prompts_per_step": 2,
+                "grpo.max_completion_length": 16,
+                "run.logging_steps": 1,
+            },
+            sft_overrides={"sft.rows_per_step": 4, "run.logging_steps": 1},
+            warmup_overrides={"grpo.warmup.steps": 4, "grpo.warmup.samples": 16, "grpo.warmup.batch_size": 4},
+            eval_batch_size=16,
+            gallery_per_evaluation=2,
+        )
+    return DemoSettings(
+        out=folder,
+        quick=False,
+        world=world,
+        build=BuildConfig(seed=seed),
+        grpo_steps=steps or FULL_STEPS,
+        seed=seed,
+    )
+
+
+def sft_steps_for(grpo_samples: int, rows_per_step: int) -> int:
+    """SFT steps that show at least as many samples as GRPO saw prompts.
+
+    >>> sft_steps_for(800, 16), sft_steps_for(6, 4)
+    (50, 2)
+    """
+    return max(1, math.ceil(grpo_samples / rows_per_step))

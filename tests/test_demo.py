@@ -1,0 +1,518 @@
+"""``repic demo``: the quick run end to end through the CLI, stage reuse, settings and the claim checks.
+
+The quick demo runs once per module (about 10-20 s: every stage at tiny sizes, marked slow); the tests
+read what it wrote. The report's numbers are checked against ``results.json`` by formatting them here, independently
+of the report writer, and the predictions are re-scored with ``repic eval``.
+"""
+
+from __future__ import annotations
+
+import doctest
+import io
+import json
+import re
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from repic.demo import evaluate as evaluate_module
+from repic.demo import pipeline as pipeline_module
+from repic.demo import settings as settings_module
+from repic.demo.pipeline import (
+    DEMO_FILE,
+    MODELS,
+    DemoPaths,
+    StageBook,
+    claim_checks,
+    open_run_folder,
+    training_configs,
+)
+from repic.demo.settings import FULL_WORLD, QUICK_WORLD, demo_settings, scaled_world
+from repic.errors import RepicError
+from repic.evaluate import LocalizationScores, NameScores, RecognitionScores
+from repic.report import CaptionResult, ModelResult, Results
+
+CAPTION_LABELS = {  # the report's display label of each caption evaluation
+    "single": "1 concept",
+    "two": "2 concepts",
+    "four": "4 concepts",
+    "single_retrieval": "1 concept, retrieval",
+    "two_retrieval": "2 concepts, retrieval",
+}
+STAGES = ["world", "data", "start", "repic", "sft", "eval-base", "eval-start", "eval-sft", "eval-repic"]
+
+
+def run_repic(*args: object) -> tuple[int, str]:
+    """``repic ARGS`` in-process through the real entry point: exit code and everything printed."""
+    from repic.cli import main
+
+    printed = io.StringIO()
+    code = 0
+    with redirect_stdout(printed), redirect_stderr(printed):
+        try:
+            main([str(arg) for arg in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+    return code, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    code, printed = run_repic("demo", "--quick", "--out", out)
+    assert code == 0, printed
+    results = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
+    return out, printed, results
+
+
+def rate(value: float | None) -> str:
+    """A rate as the report prints it (one decimal of a percentage), worked out here, not by the writer."""
+    return "n/a" if value is None else f"{value * 100:.1f}"
+
+
+def model(results: dict, label: str) -> dict:
+    return next(item for item in results["models"] if item["label"] == label)
+
+
+# ------------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
+def test_quick_demo_writes_every_report_file_and_the_plots_are_images(quick):
+    out, printed, _ = quick
+    report = out / "report"
+    for name in (
+        "report.md",
+        "results.json",
+        "gallery.html",
+        "reward_curves.png",
+        "name_scores_official.png",
+        "name_scores_strict.png",
+    ):
+        assert (report / name).is_file(), name
+    for name in ("reward_curves.png", "name_scores_official.png", "name_scores_strict.png"):
+        with Image.open(report / name) as image:
+            assert image.format == "PNG" and image.width >= 800 and image.height >= 400  # readable at 100 %
+    assert list((report / "gallery").glob("*.png"))  # thumbnails copied next to the page
+    assert printed.rstrip().endswith(f"report: {report / 'report.md'}")
+
+
+@pytest.mark.slow
+def test_progress_has_a_start_and_an_end_line_per_stage_with_elapsed_seconds(quick):
+    _, printed, _ = quick
+    for stage in STAGES:
+        assert re.search(rf"^\[\s*[\d.]+ s\] {stage}: started$", printed, re.M), stage
+        assert re.search(rf"^\[\s*[\d.]+ s\] {stage}: done in [\d.]+ s$", printed, re.M), stage
+    assert re.search(r"repic: step 3/3 +reward", printed)  # training steps are shown as they are logged
+
+
+@pytest.mark.slow
+def test_results_hold_every_model_evaluation_and_count(quick):
+    _, _, results = quick
+    assert [item["label"] for item in results["models"]] == list(MODELS)
+    assert list(results["timings"]) == STAGES  # every stage timed, in run order
+    world = QUICK_WORLD  # rows per evaluation = held-out scenes of each kind; concepts per row 1, 2, 4
+    rows = {
+        "single": world.n_eval_single,
+        "two": world.n_eval_two,
+        "four": world.n_eval_four,
+        "single_retrieval": world.n_eval_single,
+        "two_retrieval": world.n_eval_two,
+    }
+    per_row = {"single": 1, "two": 2, "four": 4, "single_retrieval": 1, "two_retrieval": 2}
+    for item in results["models"]:
+        assert set(item["captions"]) == set(CAPTION_LABELS)
+        for key, result in item["captions"].items():
+            assert result["rows"] == rows[key]
+            for mode in ("official", "strict"):
+                scores = result[mode]
+                assert scores["correct"] + scores["miss"] + scores["none"] == scores["total"]
+                # the official single-concept script scores one concept per row, the others all of them
+                assert scores["total"] == rows[key] * per_row[key]
+            # skip-retrieval shows only true concepts: nothing absent can be named, so nothing is counted
+            assert (result["absent_named"] is None) == (not key.endswith("retrieval"))
+        assert (
+            item["recognition"]["total"] == 8 and item["localization"]["total"] == 4
+        )  # QUICK_BUILD eval counts
+
+
+@pytest.mark.slow
+def test_printed_table_agrees_with_results_json(quick):
+    _, printed, results = quick
+    for key, label in CAPTION_LABELS.items():
+        for name in MODELS:
+            result = model(results, name)["captions"][key]
+            cells = [
+                f"{rate(result['official'][m])} / {rate(result['strict'][m])}"
+                for m in ("precision", "recall", "f1")
+            ]
+            absent = result["absent_named"]
+            expected = [label, name, *cells, rate(absent["hits"] / absent["total"]) if absent else "n/a"]
+            assert any(re.split(r"\s{2,}", line.strip()) == expected for line in printed.splitlines()), (
+                expected
+            )
+    for name in MODELS:
+        oct_ = model(results, name)["recognition"]
+        line = next(
+            line for line in printed.splitlines() if line.startswith(f"{name} ") and "(at IoU" in line
+        )
+        assert line.split()[1:5] == [
+            rate(oct_["accuracy"]),
+            rate(oct_["yes_recall"]),
+            rate(oct_["no_recall"]),
+            str(oct_["total"]),
+        ]
+
+
+def markdown_rows(page: str, heading: str) -> list[list[str]]:
+    """The body rows (cells) of the first table after ``heading``."""
+    lines = page.split(heading, 1)[1].splitlines()
+    first = next(index for index, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[first + 2 :]:  # after the header and the rule
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().removeprefix("|").removesuffix("|").split(" | ")])
+    return rows
+
+
+@pytest.mark.slow
+def test_report_md_tables_agree_with_results_json(quick):
+    out, _, results = quick
+    page = (out / "report" / "report.md").read_text(encoding="utf-8")
+    for mode, heading in (
+        ("official", "### official (RePIC scripts)"),
+        ("strict", "### strict (whole names)"),
+    ):
+        rows = {(row[0], row[1]): row for row in markdown_rows(page, heading)}
+        for key, label in CAPTION_LABELS.items():
+            for name in MODELS:
+                scores = model(results, name)["captions"][key][mode]
+                row = rows[(label, name)]
+                assert row[2:10] == [
+                    rate(scores["precision"]),
+                    rate(scores["recall"]),
+                    rate(scores["f1"]),
+                    str(scores["correct"]),
+                    str(scores["miss"]),
+                    str(scores["none"]),
+                    str(scores["total"]),
+                    str(model(results, name)["captions"][key]["rows"]),
+                ]
+    tasks = {row[0]: row for row in markdown_rows(page, "## Recognition (OCT) and localization (VLT)")}
+    for name in MODELS:
+        vlt = model(results, name)["localization"]
+        assert tasks[name][5] == f"{rate(vlt['accuracy'])} (at IoU 0.5)" and tasks[name][7] == str(
+            vlt["total"]
+        )
+    assert "## Timings" in page and "repic demo --quick --out" in page  # how it was run is on the page
+
+
+@pytest.mark.slow
+def test_predictions_score_the_same_with_repic_eval(quick, tmp_path):
+    out, _, results = quick
+    scored = tmp_path / "scores.json"
+    files = [out / "eval" / "repic" / f"{key}.jsonl" for key in ("two", "two_retrieval", "oct", "vlt")]
+    code, printed = run_repic(
+        "eval", *files, "--database", out / "data" / "eval" / "database.json", "--json", scored
+    )
+    assert code == 0, printed
+    reports = json.loads(scored.read_text(encoding="utf-8"))["files"]
+    repic = model(results, "repic")
+    for report, key in zip(reports[:2], ("two", "two_retrieval"), strict=True):
+        for mode in ("official", "strict"):
+            expected = repic["captions"][key][mode]
+            assert {k: report["captions"][mode][k] for k in expected} == expected
+    assert reports[2]["recognition"] == repic["recognition"]
+    assert reports[3]["localization"] == repic["localization"]
+
+
+@pytest.mark.slow
+def test_gallery_shows_every_model_for_each_shown_query(quick):
+    out, _, _ = quick
+    page = (out / "report" / "gallery.html").read_text(encoding="utf-8")
+    for name in MODELS:
+        assert f">{name}<" in page
+    assert page.count("<mark") > 0  # concept names the models wrote are highlighted
+
+
+@pytest.mark.slow
+def test_a_second_run_reuses_every_stage_and_reports_the_same_numbers(quick):
+    out, _, results = quick
+    code, printed = run_repic("demo", "--quick", "--out", out)
+    assert code == 0, printed
+    for stage in STAGES:
+        assert re.search(rf"\] {stage}: reused \(made earlier in [\d.]+ s\)$", printed, re.M), stage
+    again = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
+    assert again["models"] == results["models"] and again["timings"] == results["timings"]
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    code, printed = run_repic("demo", "--quick", "--out", tmp_path)
+    assert code == 2 and "holds no earlier demo" in printed
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"  # nothing deleted
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--steps", "0"], "--steps is the number of GRPO steps and must be at least 1"),
+        (["--world-size", "7"], "--world-size is the number of concepts and must be at least 8"),
+    ],
+)
+def test_bad_sizes_are_refused_with_what_to_do(args, message, tmp_path):
+    code, printed = run_repic("demo", "--quick", "--out", tmp_path / "run", *args)
+    assert code == 2 and message in printed
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+# ------------------------------------------------------------------------------------------ stages
+def test_a_stage_runs_once_and_is_skipped_while_its_key_is_unchanged(tmp_path):
+    calls = []
+    book = StageBook(tmp_path, say=lambda line: None)
+    first = book.run("data", {"n": 1}, tmp_path / "data", lambda: calls.append(1))
+    again = StageBook(tmp_path, say=lambda line: None).run(
+        "data", {"n": 1}, tmp_path / "data", lambda: calls.append(2)
+    )
+    assert calls == [1]  # the second book found the record and did not run the action
+    assert again.reused and again.token == first.token and not first.reused
+
+
+def test_a_changed_key_reruns_the_stage_on_a_cleared_folder_with_a_new_token(tmp_path):
+    output = tmp_path / "data"
+
+    def write(text: str):
+        def action():
+            output.mkdir(exist_ok=True)
+            assert not (output / "old.txt").exists()  # the earlier output was removed first
+            (output / f"{text}.txt").write_text(text, encoding="utf-8")
+
+        return action
+
+    first = StageBook(tmp_path, say=lambda line: None).run("data", {"n": 1}, output, write("old"))
+    second = StageBook(tmp_path, say=lambda line: None).run("data", {"n": 2}, output, write("new"))
+    assert not second.reused and second.token != first.token
+    assert sorted(path.name for path in output.iterdir()) == ["new.txt"]
+
+
+def test_redoing_a_stage_redoes_the_stages_that_read_it(tmp_path):
+    def run_both(world_key: int) -> list[str]:
+        ran = []
+        book = StageBook(tmp_path, say=lambda line: None)
+        world = book.run("world", {"n": world_key}, tmp_path / "world", lambda: ran.append("world"))
+        book.run("data", {"world": world.token}, tmp_path / "data", lambda: ran.append("data"))
+        return ran
+
+    assert run_both(1) == ["world", "data"]
+    assert run_both(1) == []  # nothing changed
+    assert run_both(2) == ["world", "data"]  # a new world is a new token in the data stage's key
+
+
+def test_an_interrupted_stage_leaves_no_record_and_runs_again(tmp_path):
+    def fail():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        StageBook(tmp_path, say=lambda line: None).run("repic", {"n": 1}, tmp_path / "repic", fail)
+    calls = []
+    StageBook(tmp_path, say=lambda line: None).run(
+        "repic", {"n": 1}, tmp_path / "repic", lambda: calls.append(1)
+    )
+    assert calls == [1]
+
+
+def test_run_folder_is_new_empty_or_an_earlier_demo_and_fresh_clears_only_a_demo(tmp_path):
+    open_run_folder(tmp_path / "new", fresh=False)  # a new folder becomes a demo folder
+    assert (tmp_path / "new" / DEMO_FILE).is_file()
+    (tmp_path / "new" / "world").mkdir()
+    open_run_folder(tmp_path / "new", fresh=False)  # reuse keeps what is there
+    assert (tmp_path / "new" / "world").is_dir()
+    open_run_folder(tmp_path / "new", fresh=True)  # fresh clears an earlier demo
+    assert sorted(path.name for path in (tmp_path / "new").iterdir()) == [DEMO_FILE]
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(RepicError, match="is a file"):
+        open_run_folder(tmp_path / "file", fresh=True)
+
+
+# ------------------------------------------------------------------------------------------ settings
+@pytest.mark.parametrize(
+    ("concepts", "train", "heldout", "eval_four", "train_two"),
+    [
+        (64, 48, 16, 32, 64),  # the full world's own size: unchanged
+        (128, 96, 32, 64, 128),  # twice as many concepts: every scene total doubles
+        (8, 4, 4, 4, 8),  # the smallest: 4 held out, 32 * 8 / 64 = 4 four-concept evaluation scenes
+        (20, 15, 5, 10, 20),  # a quarter of 20 held out; 32 * 20 / 64 = 10
+        (22, 16, 6, 11, 22),  # 22 / 4 = 5.5 rounds to 6 held out; 32 * 22 / 64 = 11
+    ],
+)
+def test_world_size_is_the_number_of_concepts_a_quarter_held_out(
+    concepts, train, heldout, eval_four, train_two
+):
+    world = scaled_world(concepts, FULL_WORLD)
+    assert (world.n_train_concepts, world.n_heldout_concepts) == (train, heldout)
+    assert (world.n_eval_four, world.n_train_two, world.scenes_per_train_concept) == (eval_four, train_two, 6)
+
+
+def test_sft_sees_as_many_samples_as_grpo_and_both_start_from_the_warmed_up_model(tmp_path):
+    settings = demo_settings(out=tmp_path)
+    paths = DemoPaths(tmp_path)
+    configs = training_configs(settings, paths)
+    start, repic, sft = configs["start"], configs["repic"], configs["sft"]
+    # GRPO: 400 steps x 4 prompts = 1600 samples; SFT: 16 rows per step -> 1600 / 16 = 100 steps
+    assert (repic.optim.max_steps, repic.grpo.prompts_per_step) == (400, 4)
+    assert (sft.optim.max_steps, sft.sft.rows_per_step) == (100, 16)
+    assert repic.model.name_or_path == sft.model.name_or_path == str(tmp_path / "runs" / "start" / "final")
+    assert repic.grpo.warmup.steps == 0  # the warm-up ran once, as the start stage
+    # the start stage is the demo-tiny recipe's warm-up: 40 SFT steps over 64 samples at lr 1e-3
+    assert (start.method, start.optim.max_steps, start.data.max_samples, start.optim.learning_rate) == (
+        "sft",
+        40,
+        64,
+        1e-3,
+    )
+    assert start.run.output_dir == str(tmp_path / "runs" / "start")
+
+
+# ------------------------------------------------------------------------------------------ the claim
+def names(f1: float) -> NameScores:
+    return NameScores(f1, f1, f1, 0, 0, 0, 0)  # P = R = F1 makes the hand-made cases easy to read
+
+
+def model_result(
+    label: str, f1: float, oct_accuracy: float, vlt_accuracy: float, two_f1: float | None = None
+):
+    two = names(f1 if two_f1 is None else two_f1)
+    return ModelResult(
+        label,
+        captions={
+            "single": CaptionResult(1, names(f1), names(f1)),
+            "two": CaptionResult(1, two, two),
+            "four": CaptionResult(1, names(f1), names(f1)),
+        },
+        recognition=RecognitionScores(oct_accuracy, None, None, 0, 0, 0, 0, 0),
+        localization=LocalizationScores(vlt_accuracy, None, 0, 0, 0, 0.5),
+    )
+
+
+def test_claim_checks_compare_repic_with_base_on_every_task_and_with_sft_on_multi_concept_f1():
+    results = Results(
+        models=[
+            model_result("base", 0.1, 0.5, 0.0),
+            model_result("start", 0.2, 0.5, 0.0),
+            model_result("sft", 0.6, 0.5, 0.0, two_f1=0.9),  # SFT is better on two concepts than RePIC (0.8)
+            model_result("repic", 0.8, 0.7, 0.0),  # VLT 0.0: not above the base's 0.0
+        ]
+    )
+    verdicts = {check.statement: check.holds for check in claim_checks(results)}
+    assert verdicts == {
+        "RePIC > base, single F1 (official / strict)": True,
+        "RePIC > base, two F1 (official / strict)": True,
+        "RePIC > base, four F1 (official / strict)": True,
+        "RePIC > base, OCT accuracy": True,
+        "RePIC > base, VLT accuracy (IoU >= 0.5)": False,  # equal is not an improvement
+        "RePIC > SFT, two F1 (official / strict)": False,  # 0.8 < 0.9
+        "RePIC > SFT, four F1 (official / strict)": True,  # 0.8 > 0.6
+    }
+
+
+def test_module_doctests_pass():
+    modules = (settings_module, evaluate_module, pipeline_module)
+    assert all(doctest.testmod(module).failed == 0 for module in modules)
+    assert sum(doctest.testmod(module).attempted for module in modules) >= 4  # the examples really ran
+
+
+def test_absent_named_counts_only_offered_concepts_not_in_the_image():
+    offered = {"concepts": ["<bo>"], "prompt_concepts": ["<bo>", "<kim>"]}
+    rows = [
+        {**offered, "prediction": "<bo> sits next to <kim>."},  # names the absent <kim>: a hit
+        {**offered, "prediction": "Kim's friend <bo>."},  # the bare display name counts too
+        {**offered, "prediction": "<bo> alone; </kim> is no name."},  # closing form only: no hit
+        {**offered, "prediction": "<rex> waves."},  # <rex> was not offered: not counted here
+    ]
+    count = evaluate_module.absent_named(rows, {"<kim>": ["Kim"]})
+    assert (count.hits, count.total) == (2, 4)
+
+
+def test_gallery_rows_refuse_predictions_of_different_queries(tmp_path):
+    for name, image in (("a", "one.png"), ("b", "two.png")):
+        folder = tmp_path / name
+        for key in evaluate_module.CAPTION_EVALUATIONS:
+            row = {
+                "image_path": image,
+                "concepts": ["<bo>"],
+                "references": [],
+                "prediction": "x",
+                "question": "q",
+            }
+            (folder / f"{key}.jsonl").parent.mkdir(exist_ok=True)
+            (folder / f"{key}.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(RepicError, match="do not answer the same queries"):
+        evaluate_module.gallery_rows({"a": tmp_path / "a", "b": tmp_path / "b"}, per_evaluation=1)
+
+
+def test_quick_and_full_settings():
+    full, quick = demo_settings(), demo_settings(quick=True, steps=5, seed=3)
+    assert (full.grpo_steps, full.world.n_train_concepts, full.build.counts["ict_multi"]) == (400, 48, 500)
+    assert (full.world.n_eval_single, full.world.n_eval_two, full.world.n_eval_four) == (96, 64, 32)
+    assert (quick.grpo_steps, quick.world.n_heldout_concepts, quick.world.seed, quick.build.seed) == (
+        5,
+        4,
+        3,
+        3,
+    )
+    assert full.out == Path("repic-demo")
+
+
+def prediction(concepts: list[str], prediction: str, offered: list[str] | None = None, **extra) -> dict:
+    task = "ict_multi" if len(concepts) > 1 else "ict"
+    return {
+        "task": task,
+        "concepts": concepts,
+        "prompt_concepts": offered or concepts,
+        "prediction": prediction,
+        **extra,
+    }
+
+
+def test_score_model_scores_each_file_in_both_modes_with_display_names_and_counts_absent_names(tmp_path):
+    from repic.atomic import atomic_write_jsonl
+    from repic.concepts.database import ConceptDatabase
+    from repic.records import Concept
+
+    database = ConceptDatabase()
+    for tag, name in (("bo", "bo"), ("kim", "Kim"), ("rex", "rex")):
+        image = tmp_path / f"{tag}.png"
+        Image.new("RGB", (8, 8), "white").save(image)
+        database.add(Concept(tag, name, "dog", images=[image]), store="reference")
+    files = {
+        "two": [
+            prediction(["<bo>", "<kim>"], "<bo> and Kim play."),
+            prediction(["<kim>", "<rex>"], "<bo> waves at <rex>."),
+        ],
+        "single": [prediction(["<bo>"], "<bo> sleeps.")],
+        "four": [prediction(["<bo>", "<kim>", "<rex>", "<ann>"], "Nobody.")],
+        "single_retrieval": [prediction(["<bo>"], "<bo> and <rex>.", ["<bo>", "<rex>"])],
+        "two_retrieval": [prediction(["<bo>", "<kim>"], "<bo> alone.", ["<bo>", "<rex>"])],
+        "oct": [
+            prediction(["<bo>"], "Yes.", task="oct", solution="yes"),
+            prediction(["<bo>"], "no", task="oct", solution="yes"),
+        ],
+        "vlt": [prediction(["<bo>"], "[0, 0, 10, 10]", task="vlt", solution=[0, 0, 10, 10])],
+    }
+    for key, rows in files.items():
+        atomic_write_jsonl(tmp_path / f"{key}.jsonl", [{"image": "q.png", **row} for row in rows])
+    result = evaluate_module.score_model(tmp_path, label="m", description="", database=database)
+    two = result.captions["two"]
+    # official (two-concept script, case-sensitive tokens): "Kim" is not "kim"; row 1 <bo> correct, <kim> none;
+    # row 2 <rex> correct, <kim> MISS (<bo> is named) -> correct 2, MISS 1 of 4: P 2/3, R 1/2, F1 4/7
+    assert (two.official.correct, two.official.miss, two.official.total) == (2, 1, 4)
+    assert two.official.f1 == pytest.approx(4 / 7)
+    # strict: the display name "Kim" names <kim> -> correct 3, MISS 1: P = R = F1 = 3/4
+    assert (two.strict.correct, two.strict.miss, two.strict.f1) == (3, 1, 0.75)
+    assert two.absent_named is None  # every reference shown was in the image
+    absent = result.captions["single_retrieval"].absent_named
+    assert (absent.hits, absent.total) == (1, 1)  # <rex> was offered, is not in the image, and is named
+    assert result.captions["two_retrieval"].absent_named.hits == 0  # <rex> offered but not named
+    assert result.captions["four"].strict.none == 4  # <ann> is in no database: still a concept to find
+    assert (result.recognition.accuracy, result.localization.accuracy) == (0.5, 1.0)
