@@ -12,13 +12,14 @@ library is imported inside the command, so other ``repic`` commands start fast.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
+
+from .quiet import quiet_libraries
 
 _out = Console(highlight=False)
 INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C
@@ -63,7 +64,7 @@ def demo_command(
     from ..report import results_table
 
     settings = demo_settings(quick=quick, steps=steps, world_size=world_size, out=out, seed=seed)
-    _quiet_libraries()
+    quiet_libraries()
     command = " ".join(
         [
             "repic demo",
@@ -100,17 +101,6 @@ def demo_command(
 
 def _option(name: str, value: object) -> list[str]:
     return [] if value is None else [name, str(value)]
-
-
-def _quiet_libraries() -> None:
-    """Progress bars and notices of the libraries would drown the stage lines."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def _say(text: str, style: str = "") -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import RepicError
+from .quiet import quiet_libraries
 
 app = typer.Typer(
     help="Build the built-in tiny model and inspect models.",
@@ -105,15 +106,6 @@ def info(
         _say(f"  checkpoint      {description['checkpoint_bytes'] / 1e6:.1f} MB")
 
 
-def _quiet_progress_bars() -> None:
-    """The commands print their own progress lines; the libraries' per-file bars would interleave with them."""
-    import datasets
-    from transformers.utils import logging
-
-    datasets.disable_progress_bars()
-    logging.disable_progress_bar()
-
-
 @app.command("pretrain-tiny")
 def pretrain_tiny_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the pretrained model to.", show_default=False)],
@@ -182,7 +174,7 @@ def pretrain_tiny_command(
         "--copy-checks", str(copy_checks),
         "--probe" if probe else "--no-probe", *(["--overwrite"] if overwrite else []),
     ]
-    _quiet_progress_bars()
+    quiet_libraries()
     started = time.perf_counter()
     record = pretrain_tiny(
         out,
@@ -238,7 +230,7 @@ def probe_command(
         caption_tokens=caption_tokens,
         seed=seed,
     )
-    _quiet_progress_bars()
+    quiet_libraries()
     result = probe_model(model, world, config)
     _say(f"{result['model']} on the held-out concepts of {result['world']}", style="bold")
     if result["same_world_as_pretraining"] is False:

@@ -12,13 +12,14 @@ imported inside the commands.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
+
+from .quiet import quiet_libraries
 
 app = typer.Typer(help="Post-train a model with RePIC GRPO, or train the SFT baseline.", no_args_is_help=True)
 
@@ -58,17 +59,6 @@ def _say(text: str, style: str = "") -> None:
         _out.print(Text(text, style=style), soft_wrap=True)
 
 
-def _quiet_libraries() -> None:
-    """Progress bars and deprecation notices of the libraries would drown the step lines."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-
 def _options(
     *, data: str | None, image_root: str | None, out: str | None, model: str | None, max_steps: int | None,
     heldout: str | None,
@@ -89,7 +79,7 @@ def _run(method: str, recipe: str | None, options: dict[str, object], sets: list
          resume: Path | None, overwrite: bool, quiet: bool) -> None:
     from ..train.config import CONFIG_FILE, load_config
 
-    _quiet_libraries()
+    quiet_libraries()
     if resume is not None:
         options = {**options, "run.output_dir": str(resume)}
         config = load_config(resume / CONFIG_FILE, list(sets or []), values=options, method=method)
