@@ -113,42 +113,38 @@ def _number(value: float | None) -> str:
 _DEFAULT_RECIPES = {"grpo": "demo-tiny", "sft": "sft-demo-tiny"}
 
 
-@app.command("grpo")
-def grpo_command(
-    recipe: RecipeOption = None,
-    data: DataOption = None,
-    image_root: ImageRootOption = None,
-    out: OutOption = None,
-    model: ModelOption = None,
-    max_steps: StepsOption = None,
-    heldout: HeldoutOption = None,
-    sets: SetOption = None,
-    resume: ResumeOption = None,
-    overwrite: OverwriteOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """RePIC post-training with GRPO on the verifiable rewards (default recipe: demo-tiny)."""
-    options = _options(data=data, image_root=image_root, out=out, model=model, max_steps=max_steps, heldout=heldout)
-    _run("grpo", recipe, options, sets, resume, overwrite, quiet)
+def _training_command(method: str, summary: str):
+    """The ``repic train METHOD`` command: both methods take the same options and differ only in the
+    trainer ``_run`` starts, so one definition serves both."""
+
+    def command(
+        recipe: RecipeOption = None,
+        data: DataOption = None,
+        image_root: ImageRootOption = None,
+        out: OutOption = None,
+        model: ModelOption = None,
+        max_steps: StepsOption = None,
+        heldout: HeldoutOption = None,
+        sets: SetOption = None,
+        resume: ResumeOption = None,
+        overwrite: OverwriteOption = False,
+        quiet: QuietOption = False,
+    ) -> None:
+        options = _options(data=data, image_root=image_root, out=out, model=model, max_steps=max_steps,
+                           heldout=heldout)
+        _run(method, recipe, options, sets, resume, overwrite, quiet)
+
+    command.__doc__ = f"{summary} (default recipe: {_DEFAULT_RECIPES[method]})."
+    command.__name__ = f"{method}_command"
+    return command
 
 
-@app.command("sft")
-def sft_command(
-    recipe: RecipeOption = None,
-    data: DataOption = None,
-    image_root: ImageRootOption = None,
-    out: OutOption = None,
-    model: ModelOption = None,
-    max_steps: StepsOption = None,
-    heldout: HeldoutOption = None,
-    sets: SetOption = None,
-    resume: ResumeOption = None,
-    overwrite: OverwriteOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """The SFT baseline: fine-tune on reference captions that name the concepts (default: sft-demo-tiny)."""
-    options = _options(data=data, image_root=image_root, out=out, model=model, max_steps=max_steps, heldout=heldout)
-    _run("sft", recipe, options, sets, resume, overwrite, quiet)
+app.command("grpo")(
+    _training_command("grpo", "RePIC post-training with GRPO on the verifiable rewards")
+)
+app.command("sft")(
+    _training_command("sft", "The SFT baseline: fine-tune on reference captions that name the concepts")
+)
 
 
 @app.command("recipes")
