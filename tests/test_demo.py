@@ -8,10 +8,12 @@ of the report writer, and the predictions are re-scored with ``repic eval``.
 from __future__ import annotations
 
 import doctest
+import html
 import io
 import json
 import re
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -206,6 +208,22 @@ def test_report_md_tables_agree_with_results_json(quick):
             vlt["total"]
         )
     assert "## Timings" in page and "repic demo --quick --out" in page  # how it was run is on the page
+
+
+@pytest.mark.slow
+def test_claim_checks_are_kept_in_results_json_report_md_and_the_printout(quick):
+    out, printed, results = quick
+    recomputed = claim_checks(Results.from_json(results))
+    assert results["checks"] == [asdict(check) for check in recomputed]  # the verdicts of these very numbers
+    assert len(recomputed) == 9  # RePIC vs base on 5 caption F1s, OCT, VLT; vs SFT on 2 and 4 concepts
+    page = (out / "report" / "report.md").read_text(encoding="utf-8")
+    rows = markdown_rows(page, "## The claim, checked")
+    assert [[html.unescape(row[0]), *row[1:]] for row in rows] == [
+        [check.statement, check.repic, check.other, "yes" if check.holds else "**no**"] for check in recomputed
+    ]
+    for check in recomputed:
+        verdict = "holds" if check.holds else "does NOT hold"
+        assert f"{verdict} {' ' * (13 - len(verdict))}{check.statement}: {check.repic} vs {check.other}" in printed
 
 
 @pytest.mark.slow

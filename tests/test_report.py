@@ -16,6 +16,7 @@ from repic.errors import RepicError
 from repic.evaluate import LocalizationScores, NameScores, RecognitionScores
 from repic.report import (
     CaptionResult,
+    ClaimCheck,
     Count,
     GalleryReference,
     GalleryRow,
@@ -72,6 +73,10 @@ def hand_results() -> Results:
         timings={"build": 12.0, "train": 90.5},
         commands=["repic data build --out data"],
         configs={"grpo": {"beta": 0.04, "output": Path("runs/grpo")}},
+        checks=[
+            ClaimCheck("RePIC > base, two F1 (official / strict)", "75.0 / 100.0", "33.3 / 33.3", True),
+            ClaimCheck("RePIC > base, VLT accuracy", "0.0", "25.0", False),
+        ],
         machine="test machine",
         created="2025-01-02T03:04:05+00:00",
     )
@@ -157,7 +162,10 @@ def test_results_json_round_trips(report):
     # Configs are held as plain JSON values from construction on, so the read record equals the written one.
     assert read_results(report.results) == Results.from_json(expected.to_json()) == expected
     document = json.loads(report.results.read_text(encoding="utf-8"))
-    assert document["format"] == "repic-results" and document["version"] == 1
+    assert document["format"] == "repic-results" and document["version"] == 2
+    assert document["checks"][1] == {
+        "statement": "RePIC > base, VLT accuracy", "repic": "0.0", "other": "25.0", "holds": False
+    }
     # The path in the config is written as a string; the rate next to the counts is for readers.
     assert document["configs"]["grpo"] == {"beta": 0.04, "output": "runs/grpo"}
     assert document["models"][0]["captions"]["two"]["absent_named"] == {"hits": 1, "total": 2, "rate": 0.5}
@@ -194,6 +202,10 @@ def test_report_tables_hold_hand_checked_numbers(report):
     assert markdown_rows(text, "## Recognition (OCT) and localization (VLT)") == [
         ["base", "75.0", "100.0", "50.0", "4", "25.0 (at IoU 0.5)", "0.200", "4"],
         ["repic", "100.0", "100.0", "100.0", "4", "n/a", "n/a", "n/a"],
+    ]
+    assert markdown_rows(text, "## The claim, checked") == [
+        ["RePIC &gt; base, two F1 (official / strict)", "75.0 / 100.0", "33.3 / 33.3", "yes"],  # ">" escaped
+        ["RePIC &gt; base, VLT accuracy", "0.0", "25.0", "**no**"],
     ]
     # 12.0 + 90.5 = 102.5 s = 1:42 (rounded seconds).
     assert markdown_rows(text, "## Timings")[-1] == ["total", "102.5 s (1:42)"]
@@ -343,7 +355,9 @@ def test_bad_metrics_logs_are_explained(tmp_path, content, message):
     ("edit", "message"),
     [
         (lambda d: d.update(format="other"), r"is not a repic results file"),
-        (lambda d: d.update(version=2), r"format version 2; this repic reads versions 1 to 1; upgrade"),
+        (lambda d: d.update(version=3), r"format version 3; this repic reads versions 1 to 2; upgrade"),
+        (lambda d: d["checks"][0].update(holds="yes"), r"checks\[0\]: 'holds' must be true or false"),
+        (lambda d: d["checks"][1].pop("repic"), r"checks\[1\]: 'repic' must be a string"),
         (lambda d: d["models"][0]["captions"]["two"]["official"].pop("recall"), r"two\.official has no 'recall'"),
         (lambda d: d["models"][0]["captions"]["two"].update(rows="2"), r"captions\.two\.rows must be a whole"),
         (lambda d: d["models"][1]["captions"].update(tow={}), r"unknown caption evaluation 'tow'"),
@@ -355,6 +369,13 @@ def test_malformed_results_json_is_explained(edit, message):
     edit(document)
     with pytest.raises(RepicError, match=message):
         Results.from_json(document, "results.json")
+
+
+def test_version_1_results_read_without_checks():
+    document = hand_results().to_json()
+    document["version"] = 1
+    del document["checks"]
+    assert Results.from_json(document).checks == []
 
 
 @pytest.mark.parametrize(

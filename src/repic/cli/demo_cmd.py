@@ -60,7 +60,7 @@ def demo_command(
     ] = 0,
 ) -> None:
     """Run RePIC end to end on the built-in world and tiny model: data, training, evaluation, report."""
-    from ..demo import DemoInterrupted, claim_checks, demo_settings, run_demo
+    from ..demo import DemoInterrupted, demo_settings, run_demo
     from ..report import results_table
 
     settings = demo_settings(quick=quick, steps=steps, world_size=world_size, out=out, seed=seed)
@@ -89,7 +89,7 @@ def demo_command(
     _say(results_table(outcome.results))
     _say("")
     _say("The paper's claim on this run (RePIC's number vs the other's, %):")
-    for check in claim_checks(outcome.results):
+    for check in outcome.results.checks:
         verdict = "holds" if check.holds else "does NOT hold"
         _say(
             f"  {verdict:<13} {check.statement}: {check.repic} vs {check.other}",

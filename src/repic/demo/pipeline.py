@@ -42,7 +42,7 @@ from typing import Any
 
 from ..atomic import atomic_write_json
 from ..errors import RepicError
-from ..report import Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
+from ..report import ClaimCheck, Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
 from ..tasks import TASKS
 from .evaluate import EvalSettings, evaluate_model, gallery_rows, read_model_result
 from .settings import GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
@@ -365,6 +365,7 @@ def run_demo(
         },
         machine=f"{describe_machine()}, {load} at the start",
     )
+    results = replace(results, checks=claim_checks(results))
     written = write_report(
         paths.report,
         results,
@@ -433,16 +434,6 @@ def equivalent_commands(
 
 
 # ------------------------------------------------------------------------------------------ the claim
-@dataclass(frozen=True)
-class ClaimCheck:
-    """One comparison the paper's claim makes: ``holds`` when RePIC's number is higher in every mode."""
-
-    statement: str
-    repic: str
-    other: str
-    holds: bool
-
-
 def claim_checks(results: Results) -> list[ClaimCheck]:
     """RePIC against the base on every task, and against SFT on 2- and 4-concept F1 (both scorer modes)."""
     models = {model.label: model for model in results.models}

@@ -2,7 +2,7 @@
 
 The page is written for a reader who opens the report folder in any markdown viewer: what each model is,
 the concept-name tables in both scorer modes (each labelled, with the counts behind every rate, so a
-number can be checked by hand), recognition and localization, the plots, the gallery link, then the
+number can be checked by hand), recognition and localization, the claim checks, the plots, the gallery link, then the
 commands, configs (as YAML, the recipes' own format), timings, machine and date.
 
 Every number is formatted from the same ``Results`` that ``results.json`` stores (rates as percentages
@@ -51,6 +51,14 @@ def render_markdown(
             "## Recognition (OCT) and localization (VLT)",
             _TASKS_INTRO,
             _table(TASK_COLUMNS, task_rows),
+        ]
+    if results.checks:
+        parts += [
+            "## The claim, checked",
+            "RePIC's numbers against the other model's (percentages); the claim holds when RePIC's are higher "
+            "in every one.",
+            _table(("check", "RePIC %", "other %", "holds"),
+                   [[c.statement, c.repic, c.other, "yes" if c.holds else "**no**"] for c in results.checks]),
         ]
     if plots:
         parts.append("## Plots")

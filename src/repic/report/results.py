@@ -8,7 +8,9 @@ A ``Results`` holds, for an ordered list of models (any labels: ``base``, ``star
   name a concept that is not in the image (``absent_named``): the hallucination the P/R/F1 counting only
   sees indirectly, and the one retrieval invites, since retrieved references are not all in the picture;
 - recognition accuracy (OCT) and localization accuracy with mean IoU (VLT), again the scorer's records;
-- the run's timings per stage, the commands and configs it used, the machine and the date.
+- the run's timings per stage, the commands and configs it used, the machine and the date;
+- the claim checks of the run (``ClaimCheck``: RePIC's numbers against another model's and whether they
+  are higher), so the verdict a run printed is kept with its numbers.
 
 Choices:
 
@@ -17,7 +19,8 @@ Choices:
   ``from_json`` checks every field's type against the dataclass, so a hand-edited or truncated file fails
   with the field's path in the message instead of a ``KeyError`` deep in the report writer.
 - The file carries ``"format": "repic-results"`` and a ``version``; a reader refuses versions newer than
-  its own, because silently dropping fields it does not know would misreport a newer run.
+  its own, because silently dropping fields it does not know would misreport a newer run. Version 2 added
+  ``checks``; version 1 files read with none.
 - Evaluation keys are a closed set: a typo (``"tow"``) would otherwise become a column of its own.
 """
 
@@ -38,7 +41,7 @@ from ..errors import RepicError
 from ..evaluate.metrics import LocalizationScores, NameScores, RecognitionScores
 
 RESULTS_FORMAT = "repic-results"
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 
 # Caption evaluations, in the order tables and plots show them, with their display labels.
 EVALUATIONS: dict[str, str] = {
@@ -111,6 +114,17 @@ class ModelResult:
     localization: LocalizationScores | None = None
 
 
+@dataclass(frozen=True)
+class ClaimCheck:
+    """One comparison a claim makes: RePIC's number(s) against another model's, as shown (``"90.1 / 88.0"``),
+    and whether RePIC's are higher in every one."""
+
+    statement: str
+    repic: str
+    other: str
+    holds: bool
+
+
 def describe_machine() -> str:
     """A one-line description of this machine: OS, architecture, CPU count and Python version."""
     return (
@@ -132,6 +146,7 @@ class Results:
     timings: Mapping[str, float] = field(default_factory=dict)
     commands: Sequence[str] = ()
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    checks: Sequence[ClaimCheck] = ()
     machine: str = field(default_factory=describe_machine)
     created: str = field(default_factory=_now)
 
@@ -193,6 +208,7 @@ class Results:
             "timings": dict(self.timings),
             "commands": list(self.commands),
             "configs": copy.deepcopy(dict(self.configs)),  # a caller editing the document leaves us alone
+            "checks": [asdict(check) for check in self.checks],
         }
 
     @classmethod
@@ -226,6 +242,10 @@ class Results:
                 str(name): _object(config, f"{where}: configs.{name}")
                 for name, config in _typed(obj, "configs", dict, where).items()
             },
+            checks=[
+                _check_from_json(item, f"{where}: checks[{i}]")
+                for i, item in enumerate(_typed(obj, "checks", list, where) if version >= 2 else [])
+            ],
             machine=_typed(obj, "machine", str, where),
             created=_typed(obj, "created", str, where),
         )
@@ -351,6 +371,19 @@ def _record(cls: type, item: Any, where: str) -> Any:
         else:  # "float | None": a rate that had nothing to count
             values[spec.name] = None if value is None else _number(value, here)
     return cls(**values)
+
+
+def _check_from_json(item: Any, where: str) -> ClaimCheck:
+    obj = _object(item, where)
+    holds = obj.get("holds")
+    if not isinstance(holds, bool):
+        raise RepicError(f"{where}: 'holds' must be true or false, found {json.dumps(holds)[:60]}")
+    return ClaimCheck(
+        statement=_typed(obj, "statement", str, where),
+        repic=_typed(obj, "repic", str, where),
+        other=_typed(obj, "other", str, where),
+        holds=holds,
+    )
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
