@@ -82,7 +82,7 @@ def pretrained(world, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     config = PretrainConfig(
         steps=3, batch_size=4, vision_phase_steps=1, copy_phase_steps=1, extra_scenes=6, extra_references=1,
-        copy_checks=1, world=SMALL_WORLD,
+        skill_checks=1, world=SMALL_WORLD,
     )
     record = pretrain_tiny(root / "base", config, world_dir=world.root, work_dir=root / "work", probe=QUICK_PROBE,
                            command="test run")
@@ -236,6 +236,8 @@ def test_mix_rejects_bad_weights(weights, message):
         # 700 + 300 phase steps cannot fit in 500 steps.
         ({"steps": 500}, "fit in steps"),
         ({"vision_phase_steps": -1}, "fit in steps"),
+        ({"phase_order": ("copy", "main")}, "phase_order must name each of copy, vision, main once"),
+        ({"phase_order": ("copy", "vision", "vision")}, "phase_order must name each"),
     ],
 )
 def test_pretrain_config_rejects_impossible_phases(changes, message):
@@ -252,7 +254,20 @@ def test_phases_come_in_order_copy_vision_main(pool):
     assert len(rows) == 60  # every step a fresh batch of 10
     copy, vision = Counter(r["task"] for r in rows[:20]), Counter(r["task"] for r in rows[20:40])
     assert copy["echo"] >= 9 and copy["object"] == 0  # 70 % echo rows, no object rows
-    assert vision["object"] >= 5  # half the vision phase's rows
+    assert vision["object"] == 20  # the vision phase asks object questions only
+
+
+def test_phase_order_decides_the_rows_and_the_vision_window(pool):
+    from repic.models.pretrain import _curriculum
+
+    config = PretrainConfig(steps=7, batch_size=10, vision_phase_steps=2, copy_phase_steps=3,
+                            phase_order=("vision", "copy", "main"))
+    assert [(name, steps) for name, steps, _ in config.phases()] == [("vision", 2), ("copy", 3), ("main", 2)]
+    assert config.vision_window() == (0, 2)
+    assert PretrainConfig().vision_window() == (700, 1200)  # copy first, then vision
+    rows = _curriculum(pool, config)
+    vision, copy = Counter(r["task"] for r in rows[:20]), Counter(r["task"] for r in rows[20:50])
+    assert vision["object"] == 20 and copy["object"] == 0 and copy["echo"] >= 14
 
 
 def test_object_answers_are_the_views_own_attributes(pool, rows):
@@ -326,7 +341,8 @@ def test_pretraining_runs_through_sft_trainer_and_changes_the_weights(pretrained
     assert len(changed) > len(before) // 2  # full fine-tuning: (almost) every tensor moves
     assert record["training"]["steps"] == 3
     assert record["data"]["rows"] == 3 * 4  # every row seen once
-    assert [c["step"] for c in record["training"]["copy_accuracy_by_step"]] == [3]
+    checks = record["training"]["checks_by_step"]
+    assert [c["step"] for c in checks] == [3] and set(checks[0]) == {"step", "copy_accuracy", "object_accuracy"}
     assert json.loads((root / "base" / RECORD_FILE).read_text())["command"] == "test run"
     # save_pretrained writes the weights owner-only (0600); the folder's files must be readable by all.
     assert {path.stat().st_mode & 0o044 for path in (root / "base").iterdir()} == {0o044}

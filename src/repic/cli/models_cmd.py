@@ -123,7 +123,7 @@ def pretrain_tiny_command(
         typer.Option(
             "--steps",
             help="Optimizer steps of all phases, one fresh batch each; the vision and copy phases keep their "
-            "shares (700 and 300 of the default 2300).",
+            "shares (700 and 500 of the default 2300).",
         ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per step (default 32).")] = None,
@@ -136,8 +136,13 @@ def pretrain_tiny_command(
         typer.Option("--extra-scenes", help="Training-split scenes rendered beyond the world's (default 3000)."),
     ] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads (default 1).")] = None,
-    copy_checks: Annotated[
-        int, typer.Option("--copy-checks", help="Greedy copy-accuracy checks during training (0: none).")
+    skill_checks: Annotated[
+        int,
+        typer.Option(
+            "--skill-checks", "--copy-checks",
+            help="Greedy checks during training of copy accuracy on fresh names and object category accuracy "
+            "on held-out views (0: none).",
+        ),
     ] = 10,
     work: Annotated[
         Path | None, typer.Option("--work", help="Keep intermediate files here (default: a temporary folder).")
@@ -162,7 +167,7 @@ def pretrain_tiny_command(
         given["copy_phase_steps"] = round(steps * default.copy_phase_steps / default.steps)
     config = PretrainConfig(
         seed=seed,
-        copy_checks=copy_checks,
+        skill_checks=skill_checks,
         world=WorldConfig(seed=world_seed),
         **{name: value for name, value in given.items() if value is not None},
     )
@@ -171,7 +176,7 @@ def pretrain_tiny_command(
         "--out", str(out), *(["--world", str(world)] if world else ["--world-seed", str(world_seed)]),
         "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--lr", str(config.learning_rate),
         "--seed", str(seed), "--extra-scenes", str(config.extra_scenes), "--threads", str(config.threads),
-        "--copy-checks", str(copy_checks),
+        "--skill-checks", str(skill_checks),
         "--probe" if probe else "--no-probe", *(["--overwrite"] if overwrite else []),
     ]
     quiet_libraries()

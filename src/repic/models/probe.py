@@ -213,7 +213,7 @@ def _accuracy(task: str, rows: Sequence[Row], answers: Sequence[Generated]) -> f
     return sum(scores) / len(scores)
 
 
-def _category_accuracy(rows: Sequence[Row], answers: Sequence[Generated]) -> float:
+def category_accuracy(rows: Sequence[Row], answers: Sequence[Generated]) -> float:
     """Share of answers naming the expected category ("a cat") and no other category."""
     right = 0
     for row, answer in zip(rows, answers, strict=True):
@@ -297,7 +297,7 @@ def probe_model(
         "copy_accuracy": copy_accuracy(copies, ask(copies, config.answer_tokens)),
         "copy_accuracy_heldout_names": copy_accuracy(own, ask(own, config.answer_tokens)),
         "copy_accuracy_multi": copy_accuracy(several, ask(several, 2 * config.answer_tokens)),
-        "object_category_accuracy": _category_accuracy(objects, ask(objects, config.answer_tokens)),
+        "object_category_accuracy": category_accuracy(objects, ask(objects, config.answer_tokens)),
         "matching_accuracy": _accuracy("oct", matching, ask(matching, config.answer_tokens)),
         "category_yes_no_accuracy": _accuracy("oct", categories, ask(categories, config.answer_tokens)),
         "box_accuracy": _accuracy("vlt", boxes, ask(boxes, config.answer_tokens)),
