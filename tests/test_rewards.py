@@ -264,6 +264,25 @@ def test_degeneration_gate_zeroes_runaway_repetition_only():
     )
 
 
+@pytest.mark.parametrize(
+    "output, names, shown, penalty, expected",
+    [
+        # shown <bo> <kim> <max> <ann>; present <bo> <kim>; absent <max> <ann>
+        ("<bo> <kim>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 1.0, 1.0),  # no absent name
+        ("<bo> <kim> <max>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 1.0, 0.5),  # 1 - 1/2
+        ("<bo> <kim> <max>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.5, 0.75),  # 1 - 0.5/2
+        ("<bo> <max> <ann>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 1.0, 0.0),  # 0.5 - 1, at 0
+        ("<bo> <kim> <max>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.0, 1.0),  # the paper
+        ("<bo> <kim> <max>", ["<bo>", "<kim>"], None, 1.0, 1.0),  # nothing known to be absent
+        ("<bo> <max>", "<bo>", '["<bo>", "<max>"]', 1.0, 0.0),  # ict, shown as a JSON string
+    ],
+)
+def test_absent_name_penalty(output, names, shown, penalty, expected):
+    task = "ict" if isinstance(names, str) else "ict_multi"
+    options = RewardOptions(min_caption_chars=5, absent_name_penalty=penalty)
+    assert compute(task, output, names, options, shown=shown) == pytest.approx(expected)
+
+
 # ---------------------------------------------------------------- breakdowns
 
 
@@ -294,6 +313,13 @@ def test_explain_breakdown(task, output, solution, options, parts):
     assert explain(task, output, solution, RewardOptions(**options)) == pytest.approx(parts)
 
 
+def test_explain_shows_the_absent_names_share():
+    options = RewardOptions(min_caption_chars=5, absent_name_penalty=0.5)
+    parts = explain("ict_multi", "<a> <c>", ["<a>", "<b>"], options, shown=["<a>", "<b>", "<c>"])
+    # <a> of <a> <b> found: 0.5; the one absent name <c> named: 0.5 - 0.5 * 1
+    assert parts == {"overall": 0.0, "length_ok": 1.0, "name_hits": 0.5, "closing_tag": 0.0, "absent_named": 1.0}
+
+
 # ---------------------------------------------------------------- options and ground truth
 
 
@@ -307,6 +333,8 @@ def test_explain_breakdown(task, output, solution, options, parts):
         ({"iou_threshold": 1.5}, "iou_threshold"),  # above 1 is unreachable
         ({"continuous_iou": "yes"}, "continuous_iou"),  # flags must be booleans
         ({"degeneration_threshold": 1.0}, "degeneration_threshold"),  # nothing exceeds 1
+        ({"absent_name_penalty": 1.5}, "absent_name_penalty"),  # more than a name's share
+        ({"absent_name_penalty": -0.1}, "absent_name_penalty"),  # a bonus for naming absent concepts
     ],
 )
 def test_bad_options_name_the_field(options, field):

@@ -29,6 +29,10 @@ Options beyond the paper live in ``RewardOptions`` and are all off by default:
   while the known GRPO collapse (the name farmed in runaway repetition) drives it towards 1. The default
   threshold 0.5 tolerates one verbatim repeat of a passage (rate just under 1/2) and flags a third copy.
 - ``continuous_iou``: the VLT reward is the IoU itself instead of the thresholded 0/1.
+- ``absent_name_penalty``: caption rewards lose ``penalty x`` the share of shown-but-absent concepts the
+  caption names (floored at 0). The paper's multi-concept reward counts present names only, so naming
+  every reference shown is never worse than telling which ones are in the picture; this makes it so.
+  The absent concepts are the shown ones (the ``concepts`` column, or ``shown=``) not in the solution.
 - ``lenient_boxes``: boxes may hold floats and negative numbers and spaces inside the brackets, and in Qwen
   grounding JSON (``{"bbox_2d": [...]}`` or a list of such objects) the box after ``"bbox_2d"`` wins.
 

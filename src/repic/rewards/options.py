@@ -46,6 +46,7 @@ class RewardOptions:
     word_boundary: bool = False  # yes/no and names
     degeneration_gate: bool = False
     degeneration_threshold: float = DEGENERATION_THRESHOLD
+    absent_name_penalty: float = 0.0  # caption rewards lose this times the share of shown-but-absent names named
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -72,6 +73,11 @@ class RewardOptions:
             raise RepicError(
                 f"RewardOptions.degeneration_threshold must be in (0, 1), got {self.degeneration_threshold!r}; "
                 f"the default {DEGENERATION_THRESHOLD} flags text whose word 4-grams are mostly repeats"
+            )
+        if not _is_real(self.absent_name_penalty) or not 0 <= self.absent_name_penalty <= 1:
+            raise RepicError(
+                f"RewardOptions.absent_name_penalty must be in [0, 1], got {self.absent_name_penalty!r}; "
+                "0 (the paper) ignores names of absent concepts, 1 takes a name's whole share back"
             )
 
 

@@ -120,7 +120,9 @@ def _explain_vlt(text: str, truth: Box, options: RewardOptions) -> dict[str, flo
     return {"overall": overall, "parsed": float(box is not None), "iou": iou}
 
 
-def _explain_caption(text: str, names: list[str], options: RewardOptions) -> dict[str, float]:
+def _explain_caption(
+    text: str, names: list[str], options: RewardOptions, absent: Sequence[str] = ()
+) -> dict[str, float]:
     length_ok = len(text) >= options.min_caption_chars and (
         options.max_caption_chars is None or len(text) <= options.max_caption_chars
     )
@@ -134,6 +136,12 @@ def _explain_caption(text: str, names: list[str], options: RewardOptions) -> dic
         "name_hits": sum(found) * share,
         "closing_tag": sum(closed) * share,
     }
+    if options.absent_name_penalty and absent:
+        # The paper's multi-concept reward only counts present names, so naming every shown concept costs
+        # nothing; this takes back a share for each shown concept named that the image does not hold.
+        named_absent = sum(_contains_name(text, name, options.word_boundary) for name in absent) / len(absent)
+        parts["absent_named"] = named_absent
+        parts["overall"] = max(0.0, parts["overall"] - options.absent_name_penalty * named_absent)
     if options.degeneration_gate:
         parts["repetition"] = repetition_rate(text)
         if parts["repetition"] > options.degeneration_threshold:
@@ -142,33 +150,44 @@ def _explain_caption(text: str, names: list[str], options: RewardOptions) -> dic
 
 
 def explain_row(
-    task: str, completion: Any, solution: Any, options: RewardOptions, where: str
+    task: str, completion: Any, solution: Any, options: RewardOptions, where: str, shown: Any = None
 ) -> dict[str, float]:
-    """``explain`` for a task already normalized; ``where`` names the row in ground-truth errors."""
+    """``explain`` for a task already normalized; ``where`` names the row in ground-truth errors.
+
+    ``shown`` (caption tasks) lists every concept the prompt showed; those not in the solution are the
+    absent ones ``absent_name_penalty`` looks for. ``None`` or an empty list: none known.
+    """
     text = completion_text(completion)
     if task == "oct":
         return _explain_oct(text, _truth_yes_no(solution, where), options)
     if task == "vlt":
         return _explain_vlt(text, _truth_box(solution, where), options)
-    return _explain_caption(text, _truth_names(solution, task, where), options)
+    names = _truth_names(solution, task, where)
+    absent: list[str] = []
+    if shown is not None and shown != "" and shown != "[]":
+        absent = [name for name in _truth_names(shown, "ict_multi", where) if name not in names]
+    return _explain_caption(text, names, options, absent)
 
 
 def explain(
-    task: str, completion: Any, solution: Any, options: RewardOptions | None = None
+    task: str, completion: Any, solution: Any, options: RewardOptions | None = None, shown: Any = None
 ) -> dict[str, float]:
     """The reward of one output with its parts: ``overall`` plus what each rule saw.
 
     Parts: oct ``answered``; vlt ``parsed`` and ``iou``; ict and ict_multi ``length_ok``, ``name_hits``
-    (share of names found), ``closing_tag`` (share of names whose closing form appears) and, with the
-    degeneration gate on, ``repetition``.
+    (share of names found), ``closing_tag`` (share of names whose closing form appears), with the
+    degeneration gate on ``repetition``, and with ``absent_name_penalty`` and ``shown`` concepts
+    ``absent_named`` (share of the shown-but-absent names the output names).
 
     >>> explain("yes_no_name", "<bo> and </bo>" + "." * 90, "<bo>")
     {'overall': 0.0, 'length_ok': 1.0, 'name_hits': 1.0, 'closing_tag': 1.0}
     """
-    return explain_row(normalize_task(task), completion, solution, options or DEFAULT_OPTIONS, "")
+    return explain_row(normalize_task(task), completion, solution, options or DEFAULT_OPTIONS, "", shown)
 
 
-def compute(task: str, completion: Any, solution: Any, options: RewardOptions | None = None) -> float:
+def compute(
+    task: str, completion: Any, solution: Any, options: RewardOptions | None = None, shown: Any = None
+) -> float:
     """The reward of one output for a task given in either spelling.
 
     >>> compute("oct", "No, it is not.", "no")
@@ -177,5 +196,9 @@ def compute(task: str, completion: Any, solution: Any, options: RewardOptions | 
     1.0
     >>> compute("ict_multi", "<bo> and <kim> play. " * 5, ["<bo>", "<kim>", "<ann>"])
     0.6666666666666666
+    >>> no_absent_names = RewardOptions(absent_name_penalty=1.0)  # <max> was shown but is not in the image
+    >>> compute("ict_multi", "<bo> and <max> play. " * 5, ["<bo>", "<kim>"], no_absent_names,
+    ...         shown=["<bo>", "<kim>", "<max>"])
+    0.0
     """
-    return explain(task, completion, solution, options)["overall"]
+    return explain(task, completion, solution, options, shown)["overall"]

@@ -2,8 +2,9 @@
 
 TRL passes every dataset column as a keyword list aligned with ``completions`` (plus its own keywords such
 as ``prompts`` and ``trainer_state``, ignored here). Each function scores the rows of its own task, read
-from the ``task`` or ``accu_reward_method`` column in either spelling, against the ``solution`` column,
-and returns ``None`` for the other rows; TRL skips ``None``, so passing all four scores every row once and
+from the ``task`` or ``accu_reward_method`` column in either spelling, against the ``solution`` column
+(and, for captions, the optional ``concepts`` column: every concept the prompt showed, which
+``absent_name_penalty`` needs), and returns ``None`` for the other rows; TRL skips ``None``, so passing all four scores every row once and
 logs each task's mean as ``rewards/<name>/mean``. When TRL offers ``log_metric``, the mean of each part of
 the breakdown (``explain``) is logged too, as ``reward_parts/<task>/<part>``. Rows are named by their
 0-based position in the batch in ground-truth errors.
@@ -61,21 +62,26 @@ def _score_batch(
             f"the reward got {len(completions)} completions but {len(tasks)} tasks and {len(solutions)} "
             "solutions; pass one value per completion"
         )
+    shown = list(columns["concepts"]) if "concepts" in columns else [None] * len(completions)
+    if len(shown) != len(completions):
+        raise RepicError(f"the reward got {len(completions)} completions but {len(shown)} concepts values")
     rewards: list[float | None] = []
     breakdowns: list[dict[str, float]] = []
-    for row, (completion, row_task, solution) in enumerate(zip(completions, tasks, solutions, strict=True)):
+    rows = zip(completions, tasks, solutions, shown, strict=True)
+    for row, (completion, row_task, solution, row_shown) in enumerate(rows):
         where = f"row {row} of the batch"
         if normalize_task(row_task, where=where) != task:
             rewards.append(None)
             continue
-        parts = explain_row(task, completion, solution, options, where)
+        parts = explain_row(task, completion, solution, options, where, row_shown)
         breakdowns.append(parts)
         rewards.append(parts["overall"])
     log_metric = columns.get("log_metric")
     if callable(log_metric) and breakdowns:
-        for part in breakdowns[0]:
+        for part in dict.fromkeys(key for b in breakdowns for key in b):  # rows may lack a part
             if part != "overall":
-                log_metric(f"reward_parts/{task}/{part}", sum(b[part] for b in breakdowns) / len(breakdowns))
+                values = [b[part] for b in breakdowns if part in b]
+                log_metric(f"reward_parts/{task}/{part}", sum(values) / len(values))
     return rewards
 
 

@@ -4,7 +4,7 @@ GRPO rows (``grpo_rows`` / ``grpo_dataset``)::
 
     {"prompt": [{"role": "user", "content": [{"type": "image"}, ..., {"type": "text", "text": ...}]}],
      "images": ["/abs/ref.png", ..., "/abs/query.png"],
-     "task": "ict", "solution": "<bo>", "sample_index": 17}
+     "task": "ict", "solution": "<bo>", "concepts": "[\"<bo>\"]", "sample_index": 17}
 
 SFT rows (``sft_rows`` / ``sft_dataset``) add ``"completion": [{"role": "assistant", "content": [...]}]``.
 
@@ -23,6 +23,8 @@ Choices, and why:
   (``repic.rewards`` accepts a box or a name list given as a JSON string).
 - **``task`` carries the project's task name**, which the rewards route on; ``sample_index`` ties a
   logged completion back to its row of the training file.
+- **``concepts``** lists, as JSON, every concept the prompt shows (the sample's ``concepts``; ``[]`` when
+  it does not say): the caption rewards' ``absent_name_penalty`` finds the shown-but-absent names there.
 - **SFT targets**: the sample's ``caption`` when it has one (the build's ``sft.jsonl``), else the
   verifiable answer for OCT (yes / no) and VLT (the box, in the prompt's box style); an ICT sample without
   a caption has no target and is refused, naming the row.
@@ -71,6 +73,7 @@ def grpo_rows(samples: Sequence[Sample], *, prompt_seed: int = 0, box_style: str
             "images": [str(image) for image in sample.images],
             "task": task,
             "solution": solution_text(sample.solution),
+            "concepts": json.dumps(list(sample.extra.get("concepts", [])), ensure_ascii=False),
             "sample_index": index,
         })
     return rows

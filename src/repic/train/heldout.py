@@ -196,5 +196,5 @@ def heldout_rewards(
     scores: dict[str, list[float]] = defaultdict(list)
     for sample, answer in zip(samples, answers, strict=True):
         task = normalize_task(sample.task)
-        scores[task].append(compute(task, answer, sample.solution, options))
+        scores[task].append(compute(task, answer, sample.solution, options, shown=sample.extra.get("concepts")))
     return {task: sum(scores[task]) / len(scores[task]) for task in TASKS if scores[task]}
