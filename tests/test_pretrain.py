@@ -203,14 +203,14 @@ def test_tokenizer_corpus_holds_no_concept_name(world, pool, rows):
 @pytest.mark.parametrize(
     ("weights", "expected"),
     [
-        # 0 + 1 + 0 + 0 + 1 + 0 + 2 = 4 in all: shares 0, 1/4, 0, 0, 1/4, 0, 2/4.
-        ({"object": 0, "describe": 1, "category_yes_no": 0, "category_box": 0, "echo": 1, "echo_multi": 0,
-          "matching": 2},
-         {"object": 0.0, "describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0, "echo": 0.25,
-          "echo_multi": 0.0, "matching": 0.5}),
+        # 0 + 0 + 1 + 0 + 0 + 1 + 0 + 2 = 4 in all: shares 0, 0, 1/4, 0, 0, 1/4, 0, 2/4.
+        ({"object": 0, "scene_objects": 0, "describe": 1, "category_yes_no": 0, "category_box": 0, "echo": 1,
+          "echo_multi": 0, "matching": 2},
+         {"object": 0.0, "scene_objects": 0.0, "describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0,
+          "echo": 0.25, "echo_multi": 0.0, "matching": 0.5}),
         # The defaults already sum to 1, so shares equal weights.
-        ({}, {"object": 0.15, "describe": 0.25, "category_yes_no": 0.10, "category_box": 0.10, "echo": 0.12,
-              "echo_multi": 0.08, "matching": 0.20}),
+        ({}, {"object": 0.15, "scene_objects": 0.10, "describe": 0.15, "category_yes_no": 0.10,
+              "category_box": 0.10, "echo": 0.12, "echo_multi": 0.08, "matching": 0.20}),
     ],
 )
 def test_mix_shares(weights, expected):
@@ -220,8 +220,7 @@ def test_mix_shares(weights, expected):
 @pytest.mark.parametrize(
     ("weights", "message"),
     [({"describe": -1}, ">= 0"), ({"matching": True}, ">= 0"),
-     ({"object": 0, "describe": 0, "category_yes_no": 0, "category_box": 0, "echo": 0, "echo_multi": 0,
-       "matching": 0}, "positive")],
+     ({task: 0 for task in PRETRAIN_TASKS}, "positive")],
 )
 def test_mix_rejects_bad_weights(weights, message):
     with pytest.raises(RepicError, match=message):
@@ -268,6 +267,17 @@ def test_phase_order_decides_the_rows_and_the_vision_window(pool):
     rows = _curriculum(pool, config)
     vision, copy = Counter(r["task"] for r in rows[:20]), Counter(r["task"] for r in rows[20:50])
     assert vision["object"] == 20 and copy["object"] == 0 and copy["echo"] >= 14
+
+
+def test_scene_objects_rows_list_every_category_left_to_right(pool, rows):
+    scenes = _by_path(pool)
+    listed = [row for row in rows if row["task"] == "scene_objects"]
+    assert len(listed) > 20  # about 10 % of 400
+    for row in listed:
+        scene = scenes[row["images"][0]]
+        ordered = sorted(scene.objects, key=lambda obj: obj.box[0] + obj.box[2])
+        words = [word.strip(",") for word in _answer(row).split() if word not in {"a", "an", "and"}]
+        assert words == [obj.category for obj in ordered] and not NAME.search(_answer(row))
 
 
 def test_object_answers_are_the_views_own_attributes(pool, rows):

@@ -301,6 +301,12 @@ PRETRAIN_MATCH_QUESTIONS: tuple[str, ...] = (
     "The first image shows one object; the last image is the query image. "
     "Does the query image show that very object?",
 )
+# A scene -> its objects' categories, left to right: a short answer only the pixels give, at scene scale.
+PRETRAIN_SCENE_OBJECT_QUESTIONS: tuple[str, ...] = (
+    "Which objects are in this image?",
+    "List the objects in the image, from left to right.",
+    "What objects can you see?",
+)
 # Short-answer questions about a single-object view: the answer is one attribute, so the only way to get
 # it right is to look at the pixels, which is what makes the vision tower learn.
 PRETRAIN_OBJECT_QUESTIONS: dict[str, tuple[str, ...]] = {

@@ -89,14 +89,14 @@ PHASES = ("copy", "vision", "main")
 # measurement here), so they come first and the later phases only have to keep the skill.
 # Single names only: with 15 % of several-name rows in place of single ones (55 % echo), copying had not
 # emerged after 1,100 steps, where 70 % single-name rows gave 0.88 at step 500.
-COPY_PHASE_MIX = PretrainMix(object=0.0, describe=0.1, category_yes_no=0.05, category_box=0.05, echo=0.7,
-                             echo_multi=0.0, matching=0.1)
+COPY_PHASE_MIX = PretrainMix(object=0.0, scene_objects=0.0, describe=0.1, category_yes_no=0.05, category_box=0.05,
+                             echo=0.7, echo_multi=0.0, matching=0.1)
 # Then vision: object questions only, whose answers only the pixels give. Measured (held-out views, greedy):
 # this phase took object category accuracy from 0.00 to 0.78 in 500 steps; a phase of 50 % object rows
 # mixed with echo, matching, boxes and captions left it at 0.09-0.19. Copying is lost during the phase
 # (no echo rows) and back at 0.97-1.00 within 100 steps of the main mix.
-VISION_PHASE_MIX = PretrainMix(object=1.0, describe=0.0, category_yes_no=0.0, category_box=0.0, echo=0.0,
-                               echo_multi=0.0, matching=0.0)
+VISION_PHASE_MIX = PretrainMix(object=1.0, scene_objects=0.0, describe=0.0, category_yes_no=0.0, category_box=0.0,
+                               echo=0.0, echo_multi=0.0, matching=0.0)
 DEFAULT_PROBE = ProbeConfig()
 _CORPUS_ROWS = 4000  # rows whose text trains the tokenizer: every phrasing and attribute word many times
 

@@ -2,14 +2,16 @@
 
 The base plays the "zero-shot MLLM" of the demo, so it must see nothing of the concepts it will later be
 personalized on and learn nothing personal: it learns to see (describe, find categories, box them, tell
-whether an object is the one in a reference image) and to copy the names given in its prompt. Seven tasks:
+whether an object is the one in a reference image) and to copy the names given in its prompt. Eight tasks:
 
 - **object**: a single-object view -> one short attribute ("What is this object?" -> "a cat", its colour,
   pattern, shape or accessory). Answers that only the pixels give are what makes the vision tower learn:
   measured here, a base whose first phase was copy rows (answers that ignore the image) turned every image
   into one constant marker (visual tokens' mean pairwise cosine 0.985) and never recovered, while 300
   steps of this task alone reached 0.84-0.88 category accuracy on held-out views.
-
+- **scene_objects**: a scene -> its objects' categories, left to right ("a cat, a cup and a car"): the
+  same kind of answer at scene scale, where objects cover a few image tokens each and the captions'
+  template gives no shortcut.
 - **describe**: a scene -> its generic caption by category, attributes and position (``describe_scene``),
   or a single-object view -> ``A photo of <object phrase>.``: never a name. Some scene rows use the RAP
   inference layout (a reference with a fresh name, then the query), so the demo's zero-shot prompt is
@@ -90,6 +92,7 @@ from ..prompts import (
     PRETRAIN_ECHO_QUESTIONS,
     PRETRAIN_MATCH_QUESTIONS,
     PRETRAIN_OBJECT_QUESTIONS,
+    PRETRAIN_SCENE_OBJECT_QUESTIONS,
     QUERY_IMAGE_LEAD,
     TRAIN_CAPTION_QUESTIONS,
     VLT_ANSWER_INSTRUCTIONS,
@@ -104,7 +107,7 @@ from ..records import Concept, Scene
 
 Row = dict[str, Any]
 PRETRAIN_TASKS: tuple[str, ...] = (
-    "object", "describe", "category_yes_no", "category_box", "echo", "echo_multi", "matching"
+    "object", "scene_objects", "describe", "category_yes_no", "category_box", "echo", "echo_multi", "matching"
 )
 _EXTRA_SCENE_KINDS = {"single": 0.4, "two": 0.2, "four": 0.1, "negative": 0.3}
 _HARD_NEGATIVE_SHARE = 0.75  # matching negatives with a same-category object in the scene, when one exists
@@ -112,10 +115,11 @@ _HARD_NEGATIVE_SHARE = 0.75  # matching negatives with a same-category object in
 
 @dataclass(frozen=True)
 class PretrainMix:
-    """Relative weights of the seven tasks (normalised when drawn); the defaults sum to 1."""
+    """Relative weights of the eight tasks (normalised when drawn); the defaults sum to 1."""
 
     object: float = 0.15
-    describe: float = 0.25
+    scene_objects: float = 0.10
+    describe: float = 0.15
     category_yes_no: float = 0.10
     category_box: float = 0.10
     echo: float = 0.12
@@ -363,6 +367,16 @@ def object_row(pool: ImagePool, rng: random.Random, *, attribute: str | None = N
     return _row("object", [path], _images_then(1, question), str(answer))
 
 
+def scene_objects_row(pool: ImagePool, rng: random.Random) -> Row:
+    """A scene -> the categories of its objects, left to right ("a cat, a cup and a car"): the scene-scale
+    counterpart of ``object_row``, with none of the caption template to lean on."""
+    item = rng.choice(pool.scenes)
+    objects = sorted(item.scene.objects, key=lambda obj: (obj.box[0] + obj.box[2], obj.box[1]))
+    phrases = [f"{_article(obj.category)} {obj.category}" for obj in objects] or ["nothing"]
+    question = rng.choice(PRETRAIN_SCENE_OBJECT_QUESTIONS)
+    return _row("scene_objects", [item.path], _images_then(1, question), _and_list(phrases))
+
+
 def _row(task: str, images: list[Path], content: list[dict[str, str]], answer: str, *, system: str = "") -> Row:
     """A TRL conversational prompt-completion row; ``content`` holds the user turn's images and texts."""
     prompt = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
@@ -463,7 +477,7 @@ def echo_row(pool: ImagePool, rng: random.Random, *, own_name: bool = False) -> 
     return _row("echo", [reference, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
 
 
-def _join_names(names: list[str]) -> str:
+def _and_list(names: list[str]) -> str:
     """'<a>', '<a> and <b>', '<a>, <b> and <c>'."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -478,7 +492,7 @@ def echo_multi_row(pool: ImagePool, rng: random.Random) -> Row:
         names.append(fresh_name(rng, set(pool.reserved_names) | set(names)))
     references = [rng.choice(pool.references[tag]) for tag in tags]
     lines = [reference_line(name, pool.concepts[tag].info) for name, tag in zip(names, tags, strict=True)]
-    answer = rng.choice(PRETRAIN_ECHO_MULTI_ANSWERS).format(names=_join_names(names))
+    answer = rng.choice(PRETRAIN_ECHO_MULTI_ANSWERS).format(names=_and_list(names))
     question = rng.choice(PRETRAIN_ECHO_MULTI_QUESTIONS)
     if rng.random() < 0.5:
         text = "\n".join(lines) + "\n" + question
@@ -523,6 +537,7 @@ def matching_row(pool: ImagePool, rng: random.Random) -> Row:
 
 ROW_BUILDERS: dict[str, Callable[[ImagePool, random.Random], Row]] = {
     "object": object_row,
+    "scene_objects": scene_objects_row,
     "describe": describe_row,
     "category_yes_no": category_yes_no_row,
     "category_box": category_box_row,
