@@ -74,7 +74,8 @@ def pool(world, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rows(pool):
-    return list(pretraining_rows(pool, 400, seed=0))
+    # the default mix plus the opt-in scene_objects task, so every task is drawn
+    return list(pretraining_rows(pool, 400, mix=PretrainMix(scene_objects=0.1), seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +210,7 @@ def test_tokenizer_corpus_holds_no_concept_name(world, pool, rows):
          {"object": 0.0, "scene_objects": 0.0, "describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0,
           "echo": 0.25, "echo_multi": 0.0, "matching": 0.5}),
         # The defaults already sum to 1, so shares equal weights.
-        ({}, {"object": 0.15, "scene_objects": 0.10, "describe": 0.15, "category_yes_no": 0.10,
+        ({}, {"object": 0.15, "scene_objects": 0.0, "describe": 0.25, "category_yes_no": 0.10,
               "category_box": 0.10, "echo": 0.12, "echo_multi": 0.08, "matching": 0.20}),
     ],
 )
