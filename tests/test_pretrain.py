@@ -210,8 +210,8 @@ def test_tokenizer_corpus_holds_no_concept_name(world, pool, rows):
          {"object": 0.0, "scene_objects": 0.0, "describe": 0.25, "category_yes_no": 0.0, "category_box": 0.0,
           "echo": 0.25, "echo_multi": 0.0, "matching": 0.5}),
         # The defaults already sum to 1, so shares equal weights.
-        ({}, {"object": 0.15, "scene_objects": 0.0, "describe": 0.25, "category_yes_no": 0.10,
-              "category_box": 0.10, "echo": 0.12, "echo_multi": 0.08, "matching": 0.20}),
+        ({}, {"object": 0.15, "scene_objects": 0.0, "describe": 0.21, "category_yes_no": 0.10,
+              "category_box": 0.10, "echo": 0.12, "echo_multi": 0.12, "matching": 0.20}),
     ],
 )
 def test_mix_shares(weights, expected):
