@@ -12,12 +12,15 @@ import html
 import io
 import json
 import re
+import shlex
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from repic.demo import evaluate as evaluate_module
 from repic.demo import pipeline as pipeline_module
@@ -224,6 +227,20 @@ def test_claim_checks_are_kept_in_results_json_report_md_and_the_printout(quick)
     for check in recomputed:
         verdict = "holds" if check.holds else "does NOT hold"
         assert f"{verdict} {' ' * (13 - len(verdict))}{check.statement}: {check.repic} vs {check.other}" in printed
+
+
+@pytest.mark.slow
+def test_the_reported_warmup_command_remakes_the_start_model(quick, tmp_path):
+    out, _, results = quick
+    command = next(c for c in results["commands"] if c.startswith("repic train warmup "))
+    args = shlex.split(command)[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "start")
+    code, printed = run_repic(*args)
+    assert code == 0, printed
+    remade = load_file(tmp_path / "start" / "final" / "model.safetensors")
+    original = load_file(out / "runs" / "start" / "final" / "model.safetensors")
+    assert remade.keys() == original.keys()
+    assert all(torch.equal(remade[name], original[name]) for name in original)
 
 
 @pytest.mark.slow

@@ -277,6 +277,23 @@ def test_warmup_samples_take_every_trained_task_in_turn(data, tmp_path):
     assert all("caption" in s.extra for s in samples if s.task.startswith("ict"))
 
 
+def test_cli_runs_the_warmup_alone_and_refuses_recipes_without_one(data, tmp_path, run_cli):
+    fast = [arg for item in FAST if item != "grpo.warmup.steps=0" for arg in ("--set", item)]
+    warmup = ["--set", "grpo.warmup.steps=1", "--set", "grpo.warmup.samples=4", "--set", "grpo.warmup.batch_size=4"]
+    result = run_cli("train", "warmup", "--data", data / "train.jsonl", "--out", tmp_path / "start", *fast, *warmup)
+    assert result.exit_code == 0, result.stderr
+    final = tmp_path / "start" / "final"
+    assert (final / "model.safetensors").is_file() and f"model: {final}" in result.stdout
+    assert "method: sft" in (tmp_path / "start" / "config.yaml").read_text()  # the stage is an SFT run
+    refused = run_cli("train", "warmup", "--data", data / "train.jsonl", "--out", tmp_path / "none", *fast,
+                      "--set", "grpo.warmup.steps=0")
+    assert refused.exit_code == 2 and "this recipe has no warm-up" in refused.stderr
+    refused = run_cli("train", "warmup", "--recipe", "sft-demo-tiny", "--data", data / "train.jsonl")
+    assert refused.exit_code == 2 and "is for `repic train sft`" in refused.stderr
+    refused = run_cli("train", "warmup", "--resume", tmp_path / "start")
+    assert refused.exit_code == 2 and "cannot be resumed" in refused.stderr
+
+
 def test_warmup_stage_runs_before_grpo_and_is_measured(data, tmp_path):
     result = train_grpo(grpo_config(data, tmp_path / "run", "grpo.warmup.steps=1", "grpo.warmup.samples=4",
                                     "grpo.warmup.batch_size=4", "optim.max_steps=1"))

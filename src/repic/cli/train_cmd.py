@@ -2,7 +2,8 @@
 
 ``repic train grpo`` and ``repic train sft`` resolve a configuration (a recipe, then the convenience
 options, then ``--set key=value`` overrides), call ``repic.train.train_grpo`` / ``train_sft`` and print
-one line per logged step and a summary. ``--resume RUN`` continues a run from its newest checkpoint with
+one line per logged step and a summary. ``repic train warmup`` takes a GRPO recipe and runs only its SFT
+warm-up stage (``repic.train.train_warmup``), the start model ``repic demo`` shares between GRPO and SFT. ``--resume RUN`` continues a run from its newest checkpoint with
 the configuration saved in it (``--set`` can still change it, e.g. a higher ``optim.max_steps``). A run
 stopped with Ctrl-C exits with status 130 and prints the command that resumes it. Under ``torchrun`` or
 ``accelerate launch`` only the main process prints. The trainers pull in TRL and torch, so they are
@@ -19,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from ..errors import RepicError
 from .quiet import quiet_libraries
 
 app = typer.Typer(help="Post-train a model with RePIC GRPO, or train the SFT baseline.", no_args_is_help=True)
@@ -80,13 +82,21 @@ def _run(method: str, recipe: str | None, options: dict[str, object], sets: list
     from ..train.config import CONFIG_FILE, load_config
 
     quiet_libraries()
+    if method == "warmup" and resume is not None:
+        raise RepicError("a warm-up run is short and cannot be resumed; run it again with --overwrite")
     if resume is not None:
         options = {**options, "run.output_dir": str(resume)}
         config = load_config(resume / CONFIG_FILE, list(sets or []), values=options, method=method)
     else:
-        config = load_config(recipe or _DEFAULT_RECIPES[method], list(sets or []), values=options, method=method)
+        config = load_config(recipe or _DEFAULT_RECIPES[method], list(sets or []), values=options,
+                             method=_RECIPE_METHOD[method])
     if method == "grpo":
         from ..train.grpo import train_grpo as train
+    elif method == "warmup":
+        from ..train.grpo import train_warmup
+
+        def train(config, *, resume, overwrite, progress):  # resuming was refused above
+            return train_warmup(config, overwrite=overwrite, progress=progress)
     else:
         from ..train.sft import train_sft as train
     progress = None if quiet else _say
@@ -110,7 +120,8 @@ def _number(value: float | None) -> str:
     return "  -  " if value is None else f"{value:.3f}"
 
 
-_DEFAULT_RECIPES = {"grpo": "demo-tiny", "sft": "sft-demo-tiny"}
+_DEFAULT_RECIPES = {"grpo": "demo-tiny", "sft": "sft-demo-tiny", "warmup": "demo-tiny"}
+_RECIPE_METHOD = {"grpo": "grpo", "sft": "sft", "warmup": "grpo"}  # the warm-up is part of a GRPO recipe
 
 
 def _training_command(method: str, summary: str):
@@ -144,6 +155,10 @@ app.command("grpo")(
 )
 app.command("sft")(
     _training_command("sft", "The SFT baseline: fine-tune on reference captions that name the concepts")
+)
+app.command("warmup")(
+    _training_command("warmup", "Only the SFT warm-up stage of a GRPO recipe; its final/ is the model GRPO "
+                      "starts from (then pass it as --model with --set grpo.warmup.steps=0)")
 )
 
 

@@ -420,7 +420,9 @@ def equivalent_commands(
         f"--heldout-concepts {world.n_heldout_concepts} --scenes {scenes}",
         f"repic data build --concepts {paths.world} --out {paths.data} --seed {build_config.seed} "
         f"--counts {counts} --eval-counts {eval_counts}",
-        f"# start: the {GRPO_RECIPE} recipe's SFT warm-up, run once on its own (config 'start' below)",
+        f"repic train warmup --recipe {GRPO_RECIPE} --data {paths.data / 'train.jsonl'} --out {paths.run('start')} "
+        + sets({**settings.grpo_overrides, **settings.warmup_overrides, **common,
+                "grpo.warmup.train_file": paths.data / "sft.jsonl"}),
         f"repic train grpo --recipe {GRPO_RECIPE} --model {start} --data {paths.data / 'train.jsonl'} "
         f"--out {paths.run('repic')} --max-steps {repic.optim.max_steps} "
         + sets({**settings.grpo_overrides, **common, "grpo.warmup.steps": 0}),

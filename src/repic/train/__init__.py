@@ -2,7 +2,7 @@
 
 Both take a ``TrainConfig`` (``load_config(recipe, overrides)``: typed defaults, a YAML recipe, then
 ``key=value`` overrides) and return a ``RunResult`` (run folder, final model folder, metrics file, wall
-time). ``heldout_rewards`` measures a model's mean reward per task on held-out samples. Modules:
+time). ``train_warmup`` runs only a GRPO recipe's SFT warm-up stage. ``heldout_rewards`` measures a model's mean reward per task on held-out samples. Modules:
 ``config`` (settings and recipes), ``dataset`` (samples -> TRL rows), ``guards`` (checks before compute),
 ``run_folder`` (layout, logs, Ctrl-C), ``session`` (what both trainers share), ``grpo``, ``sft``,
 ``heldout``.
@@ -20,13 +20,14 @@ from .config import TrainConfig, load_config, save_config
 _LAZY = {
     "train_grpo": "grpo",
     "train_sft": "sft",
+    "train_warmup": "grpo",
     "RunResult": "session",
     "heldout_rewards": "heldout",
     "heldout_samples": "heldout",
 }
 
 __all__ = ["RunResult", "TrainConfig", "heldout_rewards", "heldout_samples", "load_config", "save_config",
-           "train_grpo", "train_sft"]
+           "train_grpo", "train_sft", "train_warmup"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,7 @@
 """RePIC post-training with GRPO on TRL's ``GRPOTrainer``: ``train_grpo(config) -> RunResult``.
 
+``train_warmup(config)`` runs only the recipe's SFT warm-up stage, as a run of its own.
+
 The run, as named phases: open the run folder (or resume it), read the samples, run the optional SFT
 warm-up stage, load the policy, check every row before any compute (``repic.train.guards``), measure the
 held-out reward, train, save ``final/``, measure again. Everything is stock TRL; ``RepicGRPOTrainer`` only
@@ -205,6 +207,27 @@ def warmup_samples(config: TrainConfig, stage: TrainConfig) -> list[Sample]:
         raise RepicError(f"the warm-up found no samples of the trained tasks in {stage.data.train_file}")
     drawn = [sample for round_ in itertools.zip_longest(*groups) for sample in round_ if sample is not None]
     return drawn[: config.grpo.warmup.samples]
+
+
+def train_warmup(
+    config: TrainConfig, *, overwrite: bool = False, progress: Progress | None = None
+) -> RunResult:
+    """Run only the SFT warm-up of GRPO recipe ``config``, as a run of its own in ``run.output_dir``.
+
+    Its ``final/`` is the model a GRPO run of ``config`` would start from (pass it as the model, with
+    ``grpo.warmup.steps: 0``): what ``repic demo`` calls the *start*, shared by its GRPO and SFT stages.
+    """
+    from .sft import train_sft
+
+    if config.method != "grpo":
+        raise RepicError(f"the warm-up belongs to a GRPO recipe; this configuration is for `repic train {config.method}`")
+    if config.grpo.warmup.steps < 1:
+        raise RepicError("grpo.warmup.steps is 0: this recipe has no warm-up; set grpo.warmup.steps to 1 or more")
+    out = Path(config.run.output_dir)
+    stage = warmup_config(config, out)
+    stage = replace(stage, run=replace(stage.run, output_dir=str(out)))
+    return train_sft(stage, samples=warmup_samples(config, stage), overwrite=overwrite, merge_adapter=True,
+                     progress=progress)
 
 
 def warmed_up_model(config: TrainConfig, run_dir: Path, base: Any, say: Progress) -> str:
