@@ -3,9 +3,10 @@
 ``repic train grpo`` and ``repic train sft`` resolve a configuration (a recipe, then the convenience
 options, then ``--set key=value`` overrides), call ``repic.train.train_grpo`` / ``train_sft`` and print
 one line per logged step and a summary. ``repic train warmup`` takes a GRPO recipe and runs only its SFT
-warm-up stage (``repic.train.train_warmup``), the start model ``repic demo`` shares between GRPO and SFT. ``--resume RUN`` continues a run from its newest checkpoint with
-the configuration saved in it (``--set`` can still change it, e.g. a higher ``optim.max_steps``). A run
-stopped with Ctrl-C exits with status 130 and prints the command that resumes it. Under ``torchrun`` or
+warm-up stage (``repic.train.train_warmup``), the start model ``repic demo`` shares between GRPO and SFT.
+``--resume RUN`` continues a run from its newest checkpoint with the configuration saved in it (``--set``
+can still change it, e.g. a higher ``optim.max_steps``). A run stopped with Ctrl-C exits with status 130
+and prints the command that resumes it. Under ``torchrun`` or
 ``accelerate launch`` only the main process prints. The trainers pull in TRL and torch, so they are
 imported inside the commands.
 """

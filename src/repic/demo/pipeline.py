@@ -196,7 +196,7 @@ def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]
     """The resolved ``TrainConfig`` of each training stage: ``start`` (the warm-up, an SFT run), ``repic``
     (GRPO) and ``sft``, plus ``with_warmup``, the GRPO recipe the warm-up comes from (it picks its samples)."""
     from ..train import load_config
-    from ..train.grpo import warmup_config
+    from ..train.grpo import warmup_stage
 
     common = {"run.threads": settings.threads, "run.seed": settings.seed}
     train_file, sft_file = str(paths.data / "train.jsonl"), str(paths.data / "sft.jsonl")
@@ -208,11 +208,11 @@ def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]
             **common,
             "data.train_file": train_file,
             "grpo.warmup.train_file": sft_file,
+            "run.output_dir": str(paths.run("start")),
         },
         method="grpo",
     )
-    start = warmup_config(with_warmup, paths.run("start"))
-    start = replace(start, run=replace(start.run, output_dir=str(paths.run("start"))))
+    start = warmup_stage(with_warmup)
     repic = load_config(
         GRPO_RECIPE,
         values={
@@ -245,28 +245,27 @@ def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]
 class _Trainer:
     """Runs one training stage with the demo's progress lines; Ctrl-C becomes ``DemoInterrupted``.
 
-    ``warmup_of`` (the GRPO recipe's config) makes it the warm-up: an SFT run on the samples that recipe's
-    warm-up would draw, read when the stage runs (the data stage writes them).
+    ``warmup_of`` (the GRPO recipe's config) makes it that recipe's warm-up stage (``train_warmup``, the
+    same run as ``repic train warmup``); its samples are read when the stage runs (the data stage writes
+    them).
     """
 
     def __init__(self, name: str, config: Any, say: Progress, *, warmup_of: Any = None) -> None:
         self.name, self.config, self.say, self.warmup_of = name, config, say, warmup_of
 
     def __call__(self) -> None:
-        from ..train import train_grpo, train_sft
-        from ..train.grpo import warmup_samples
+        from ..train import train_grpo, train_sft, train_warmup
 
         def progress(line: str) -> None:
             self.say(f"{self.name}: {line}")
 
-        if self.config.method == "grpo":
+        if self.warmup_of is not None:
+            result = train_warmup(self.warmup_of, overwrite=True, progress=progress)
+        elif self.config.method == "grpo":
             result = train_grpo(self.config, overwrite=True, progress=progress)
         else:
-            samples = warmup_samples(self.warmup_of, self.config) if self.warmup_of is not None else None
             # merged: a later stage loads the result as its base model, whatever the recipe's finetune mode
-            result = train_sft(
-                self.config, samples=samples, overwrite=True, merge_adapter=True, progress=progress
-            )
+            result = train_sft(self.config, overwrite=True, merge_adapter=True, progress=progress)
         if not result.finished:
             raise DemoInterrupted(f"stage {self.name} was interrupted")
 

@@ -2,8 +2,8 @@
 
 The page is written for a reader who opens the report folder in any markdown viewer: what each model is,
 the concept-name tables in both scorer modes (each labelled, with the counts behind every rate, so a
-number can be checked by hand), recognition and localization, the claim checks, the plots, the gallery link, then the
-commands, configs (as YAML, the recipes' own format), timings, machine and date.
+number can be checked by hand), recognition and localization, the claim checks, the plots, the gallery
+link, then the commands, configs (as YAML, the recipes' own format), timings, machine and date.
 
 Every number is formatted from the same ``Results`` that ``results.json`` stores (rates as percentages
 with one decimal, as ``repic eval`` prints them), so the page and the file cannot disagree. Text from the

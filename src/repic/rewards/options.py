@@ -46,7 +46,7 @@ class RewardOptions:
     word_boundary: bool = False  # yes/no and names
     degeneration_gate: bool = False
     degeneration_threshold: float = DEGENERATION_THRESHOLD
-    absent_name_penalty: float = 0.0  # caption rewards lose this times the share of shown-but-absent names named
+    absent_name_penalty: float = 0.0  # x the share of shown-but-absent names a caption names, taken off
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -2,7 +2,8 @@
 
 Both take a ``TrainConfig`` (``load_config(recipe, overrides)``: typed defaults, a YAML recipe, then
 ``key=value`` overrides) and return a ``RunResult`` (run folder, final model folder, metrics file, wall
-time). ``train_warmup`` runs only a GRPO recipe's SFT warm-up stage. ``heldout_rewards`` measures a model's mean reward per task on held-out samples. Modules:
+time). ``train_warmup`` runs only a GRPO recipe's SFT warm-up stage. ``heldout_rewards`` measures a
+model's mean reward per task on held-out samples. Modules:
 ``config`` (settings and recipes), ``dataset`` (samples -> TRL rows), ``guards`` (checks before compute),
 ``run_folder`` (layout, logs, Ctrl-C), ``session`` (what both trainers share), ``grpo``, ``sft``,
 ``heldout``.

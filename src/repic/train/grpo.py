@@ -220,14 +220,21 @@ def train_warmup(
     from .sft import train_sft
 
     if config.method != "grpo":
-        raise RepicError(f"the warm-up belongs to a GRPO recipe; this configuration is for `repic train {config.method}`")
+        raise RepicError(
+            f"the warm-up belongs to a GRPO recipe; this configuration is for `repic train {config.method}`"
+        )
     if config.grpo.warmup.steps < 1:
         raise RepicError("grpo.warmup.steps is 0: this recipe has no warm-up; set grpo.warmup.steps to 1 or more")
-    out = Path(config.run.output_dir)
-    stage = warmup_config(config, out)
-    stage = replace(stage, run=replace(stage.run, output_dir=str(out)))
+    stage = warmup_stage(config)
     return train_sft(stage, samples=warmup_samples(config, stage), overwrite=overwrite, merge_adapter=True,
                      progress=progress)
+
+
+def warmup_stage(config: TrainConfig) -> TrainConfig:
+    """The configuration of the run ``train_warmup`` makes: the warm-up, in ``config``'s own run folder."""
+    out = Path(config.run.output_dir)
+    stage = warmup_config(config, out)
+    return replace(stage, run=replace(stage.run, output_dir=str(out)))
 
 
 def warmed_up_model(config: TrainConfig, run_dir: Path, base: Any, say: Progress) -> str:
