@@ -478,9 +478,9 @@ def echo_row(pool: ImagePool, rng: random.Random, *, own_name: bool = False) -> 
     return _row("echo", [reference, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
 
 
-def _and_list(names: list[str]) -> str:
-    """'<a>', '<a> and <b>', '<a>, <b> and <c>'."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+def _and_list(items: list[str]) -> str:
+    """'<a>', '<a> and <b>', '<a>, <b> and <c>' (names, or phrases such as 'a cat')."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def echo_multi_row(pool: ImagePool, rng: random.Random) -> Row:

@@ -163,10 +163,8 @@ def explain_row(
     if task == "vlt":
         return _explain_vlt(text, _truth_box(solution, where), options)
     names = _truth_names(solution, task, where)
-    absent: list[str] = []
-    if shown is not None and shown != "" and shown != "[]":
-        absent = [name for name in _truth_names(shown, "ict_multi", where) if name not in names]
-    return _explain_caption(text, names, options, absent)
+    known = _truth_names(shown, "ict_multi", where) if shown not in (None, "") else []  # "[]" reads as []
+    return _explain_caption(text, names, options, [name for name in known if name not in names])
 
 
 def explain(
