@@ -3,6 +3,7 @@
 Every writer of outputs (databases, predictions, sample files, reports) goes through these helpers:
 the content is written to a temporary file in the destination folder, flushed to disk, then renamed
 over the destination (``os.replace`` is atomic on POSIX and Windows when both sit on one filesystem).
+A symlinked destination is written through to the file it names, and a replaced file keeps its mode.
 Folders (model checkpoints) are built in a hidden sibling by ``atomic_folder`` and renamed into place.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,19 +28,36 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return the path."""
+def write_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` must replace: a symlink is followed to the file it names.
+
+    Replacing the link itself would leave the real file (a database kept elsewhere) untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path.
+
+    A symlink at ``path`` is written through (see ``write_target``); an existing file keeps its mode.
+    """
+    path = Path(path)
+    target = write_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = default_file_mode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        # mkstemp creates 0600 files; outputs should be as readable as any other written file.
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        # mkstemp creates 0600 files: a new output gets a plain open's mode, a replaced one keeps its own.
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:
         # Also on KeyboardInterrupt: leave no temporary file behind.
         Path(tmp).unlink(missing_ok=True)
@@ -71,7 +90,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     would give (libraries such as ``save_pretrained`` leave weights 0600, which a shared or shipped
     checkpoint must not keep).
     """
-    out = Path(path)
+    out = write_target(path)  # a linked folder is replaced where it lives, the link kept
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
     staging.mkdir()  # unlike mkdtemp, honours the umask, so the finished folder gets normal permissions

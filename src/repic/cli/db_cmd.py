@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..concepts.database import ConceptDatabase
+from ..concepts.database import ConceptDatabase, edit_database
 from ..errors import RepicError
+from ..locking import locked
 from ..records import Concept, concept_tag, strip_tag
 
 app = typer.Typer(
@@ -53,9 +54,10 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Create an empty database file."""
-    if database.exists() and not force:
-        raise RepicError(f"{database} already exists; pass --force to replace it with an empty database")
-    ConceptDatabase(database).save()
+    with locked(database, what="database"):
+        if database.exists() and not force:
+            raise RepicError(f"{database} already exists; pass --force to replace it with an empty database")
+        ConceptDatabase(database).save()
     _say(f"created empty database {database}")
 
 
@@ -88,18 +90,18 @@ def add(
     if link and reference:
         raise RepicError("--link and --reference exclude each other; pass at most one")
     store = "link" if link else "reference" if reference else "copy"
-    db = ConceptDatabase.load(database, image_root)
     display = name if name is not None else strip_tag(concept_tag(tag))
     concept = Concept(tag=tag, name=display, category=category, info=info, images=list(images))
-    added = db.add(concept, store=store, images_dir=images_dir)
-    try:
-        db.save()
-    except RepicError:
-        # Undo the copies and links made for a concept that was not saved; images given in place stay.
-        for stored, given in zip(added.images, concept.images, strict=True):
-            if stored != Path(os.path.abspath(given)):
-                stored.unlink(missing_ok=True)
-        raise
+    with edit_database(database, image_root) as db:
+        added = db.add(concept, store=store, images_dir=images_dir)
+        try:
+            db.save()
+        except RepicError:
+            # Undo the copies and links made for a concept that was not saved; images given in place stay.
+            for stored, given in zip(added.images, concept.images, strict=True):
+                if stored != Path(os.path.abspath(given)):
+                    stored.unlink(missing_ok=True)
+            raise
     how = {"copy": "copied", "link": "linked", "reference": "referenced"}[store]
     _say(f"added {added.tag} ({added.category}) with {len(added.images)} image(s), {how}")
 
@@ -158,12 +160,12 @@ def remove(
     image_root: ImageRootOpt = None,
 ) -> None:
     """Remove a concept (its image files stay unless --delete-images)."""
-    db = ConceptDatabase.load(database, image_root)
-    concept = db.remove(tag)
-    db.save()
+    with edit_database(database, image_root) as db:
+        concept = db.remove(tag)
+        db.save()
+        deleted = db.discard_images(concept) if delete_images else []
     _say(f"removed {concept.tag}")
     if delete_images:
-        deleted = db.discard_images(concept)
         _say(f"deleted {len(deleted)} image file(s)")
         for kept in (image for image in concept.images if image not in deleted):
             _say(f"kept {kept} (outside the database folder, missing, or used by another concept)")

@@ -14,7 +14,8 @@ Choices, and why:
   without ``images`` a ``path_to_concept`` entry naming that concept counts as one more of its images.
 - Paths. Relative image paths resolve against ``image_root`` when given (the official files store paths
   relative to their repository root), else against the database file's folder. ``Concept.images`` are
-  absolute and symlinks are not followed, so a linked image keeps its own path. On save, a path read from
+  absolute and symlinks are not followed, so a linked image keeps its own path. A linked database file
+  is the file it links to: its folder is the real file's folder, and saves write through the link. On save, a path read from
   the file is written back as the very same string whenever it still points at the same file (a load/save
   round trip rewrites no path the user did not touch); other paths are written relative to that same base
   folder when under it, else absolute.
@@ -25,7 +26,9 @@ Choices, and why:
   agrees with ``concept_dict`` afterwards (RAP looks captions' names up through it).
 - Images are checked by decoding them with Pillow (JPEGs at 1/8 scale: every byte is read, little is
   computed), because a file that exists but does not decode fails later, in the middle of a run.
-- Writes are atomic (``repic.atomic``): a failed save leaves the previous file as it was.
+- Writes are atomic (``repic.atomic``): a failed save leaves the previous file as it was. Edits of a file
+  on disk go through ``edit_database``, which holds the file's lock from load to save, so concurrent
+  edits queue instead of losing each other's concepts.
 """
 
 from __future__ import annotations
@@ -36,14 +39,16 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from PIL import Image
 
-from ..atomic import atomic_write_bytes, atomic_write_json
+from ..atomic import atomic_write_bytes, atomic_write_json, write_target
 from ..errors import RepicError
+from ..locking import locked
 from ..records import Concept, concept_tag, strip_tag
 
 StoreMode = Literal["copy", "link", "reference"]
@@ -202,7 +207,7 @@ class ConceptDatabase:
         """The folder relative image paths start from: ``image_root``, else the database file's folder."""
         if self.image_root is not None:
             return self.image_root
-        return _absolute(self.path.parent if self.path is not None else ".", Path.cwd())
+        return _absolute(write_target(self.path).parent if self.path is not None else ".", Path.cwd())
 
     def _read_entry(self, tag: str, entry: Any) -> Concept:
         where = f"{self.path}, concept {tag}"
@@ -267,7 +272,7 @@ class ConceptDatabase:
             raise RepicError(
                 "this database has no file yet; pass the path to write, e.g. save('database.json')"
             )
-        base = self.image_root if self.image_root is not None else _absolute(target.parent, Path.cwd())
+        base = self.image_root if self.image_root is not None else _absolute(write_target(target).parent, Path.cwd())
         document = {
             "concept_dict": {tag: self._entry(concept, base) for tag, concept in self.concepts.items()},
             "path_to_concept": self._links(base),
@@ -366,7 +371,7 @@ class ConceptDatabase:
         if images_dir is None:
             if self.path is None:
                 raise RepicError("this database has no file yet, so it has no images folder; pass images_dir")
-            images_dir = self.path.parent / "images"
+            images_dir = write_target(self.path).parent / "images"
         root = _absolute(images_dir, Path.cwd())
         folder = root / (_UNSAFE_FILENAME.sub("_", strip_tag(tag)).strip("._") or "concept")
         placed: dict[Path, Path] = {}
@@ -395,7 +400,7 @@ class ConceptDatabase:
         except OSError as exc:
             for path in created:
                 path.unlink(missing_ok=True)
-            fix = "check the folder is writable, or keep the images in place with store='reference'"
+            fix = "check the folder is writable, or keep the images in place (store='reference', `--reference`)"
             raise RepicError(
                 f"could not {store} {source} to {target}: {exc.strerror or exc}; {fix}"
             ) from None
@@ -416,7 +421,7 @@ class ConceptDatabase:
         """
         if self.path is None:
             return []
-        folder = _absolute(self.path.parent, Path.cwd())
+        folder = _absolute(write_target(self.path).parent, Path.cwd())
         in_use = self._image_owners()
         deleted = []
         for image in concept.images:
@@ -519,3 +524,16 @@ class ConceptDatabase:
 def load_database(path: str | os.PathLike, image_root: str | os.PathLike | None = None) -> ConceptDatabase:
     """Read a RAP / RePIC ``database.json`` (see ``ConceptDatabase.load``)."""
     return ConceptDatabase.load(path, image_root)
+
+
+@contextmanager
+def edit_database(
+    path: str | os.PathLike, image_root: str | os.PathLike | None = None
+) -> Iterator[ConceptDatabase]:
+    """Load ``path`` under its lock (``repic.locking``) for an edit that ends with ``save``.
+
+    Two edits at once (six ``repic db add`` on one file) then run one after the other instead of each
+    writing back what it read and losing the others' concepts.
+    """
+    with locked(path, what="database"):
+        yield ConceptDatabase.load(path, image_root)

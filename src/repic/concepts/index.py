@@ -35,6 +35,7 @@ from PIL import Image
 
 from ..atomic import atomic_write_bytes, atomic_write_json
 from ..errors import RepicError
+from ..locking import locked
 from .database import ConceptDatabase, image_problem
 from .embed import Embedder
 
@@ -215,6 +216,16 @@ def open_index(
     ``path`` gets an index that is not saved.
     """
     target = Path(path) if path is not None else database.path
+    if target is None:
+        return _open_index(database, embedder, None, rebuild=rebuild)
+    # Two runs opening one stale index would both rebuild it and interleave the pair's two files.
+    with locked(index_paths(target)[1], what="retrieval index"):
+        return _open_index(database, embedder, target, rebuild=rebuild)
+
+
+def _open_index(
+    database: ConceptDatabase, embedder: Embedder, target: Path | None, *, rebuild: bool
+) -> OpenedIndex:
     current_hash = None
     if not rebuild and target is not None:
         saved, reason = read_index(target)
