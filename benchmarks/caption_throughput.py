@@ -37,10 +37,10 @@ import torch
 
 from repic.concepts.database import load_database
 from repic.data.collection import load_collection
-from repic.data.synthetic import generate_world
 from repic.data.tasks import build
 from repic.inference import Captioner, GenerationSettings, load_for_captioning, read_eval_file
-from repic.models.tiny import shipped_base_path
+from repic.shipped import shipped_base_path
+from repic.world.synthetic import generate_world
 
 SETS = ("single", "two", "four")
 TARGET_SPEEDUP = 4.0

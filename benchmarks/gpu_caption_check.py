@@ -47,9 +47,9 @@ from PIL import Image
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from repic.inference.generate import GenerationSettings, PromptInput, generate_batched
-from repic.models.tiny import TinyModelConfig, tiny_processor
-from repic.models.tokenizer import builtin_corpus, train_tiny_tokenizer
 from repic.prompts import eval_question, inference_messages
+from repic.world.tiny import TinyModelConfig, tiny_processor
+from repic.world.tokenizer import builtin_corpus, train_tiny_tokenizer
 
 # Qwen2.5-VL-7B-Instruct (config.json of the hub checkpoint), and a tiny stand-in for --shrink.
 QWEN25_VL_7B_TEXT = {

@@ -44,11 +44,11 @@ from PIL import Image
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from repic.data.samples import write_samples
-from repic.models.tiny import TinyModelConfig, qwen2_5_vl_config, tiny_processor
-from repic.models.tokenizer import builtin_corpus, train_tiny_tokenizer
 from repic.prompts import TRAIN_CAPTION_QUESTIONS, ict_problem
 from repic.records import Sample
 from repic.train import load_config, train_grpo
+from repic.world.tiny import TinyModelConfig, qwen2_5_vl_config, tiny_processor
+from repic.world.tokenizer import builtin_corpus, train_tiny_tokenizer
 
 # Qwen/Qwen2.5-VL-7B-Instruct config.json (the fields that shape the model).
 QWEN25_VL_7B = {

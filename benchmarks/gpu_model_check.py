@@ -25,9 +25,9 @@ from PIL import Image
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from repic.models import LoraSettings, describe_trainable, prepare_policy
-from repic.models.tiny import TinyModelConfig, qwen2_5_vl_config, tiny_processor
-from repic.models.tokenizer import builtin_corpus, train_tiny_tokenizer
 from repic.prompts import inference_messages
+from repic.world.tiny import TinyModelConfig, qwen2_5_vl_config, tiny_processor
+from repic.world.tokenizer import builtin_corpus, train_tiny_tokenizer
 
 QWEN25_VL_7B = TinyModelConfig(
     text_hidden_size=3584,

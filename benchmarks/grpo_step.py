@@ -22,10 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from repic.data.synthetic import generate_world
 from repic.data.tasks import BuildConfig, build
-from repic.data.world_config import WorldConfig
 from repic.train import load_config, train_grpo
+from repic.world.synthetic import generate_world
+from repic.world.world_config import WorldConfig
 
 SHAPES = {
     "8x64": {"grpo.prompts_per_step": 1, "grpo.max_completion_length": 64},

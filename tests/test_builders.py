@@ -23,7 +23,6 @@ from repic.concepts.database import ConceptDatabase
 from repic.data import tasks as tasks_module
 from repic.data.collection import Collection
 from repic.data.samples import load_samples
-from repic.data.synthetic import generate_world
 from repic.data.tasks import (
     PARTIAL_KEY,
     UNBOXED_KEY,
@@ -42,11 +41,12 @@ from repic.data.tasks import (
     reference_caption,
     split_leaks,
 )
-from repic.data.world_config import WorldConfig
 from repic.errors import RepicError
 from repic.prompts import format_box_answer
 from repic.records import Concept, Sample, Scene, SceneObject
 from repic.rewards import RewardOptions, compute
+from repic.world.synthetic import generate_world
+from repic.world.world_config import WorldConfig
 
 
 def scene(name, split, objects, **extra):

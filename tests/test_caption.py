@@ -30,8 +30,8 @@ from repic.inference import (
 )
 from repic.inference.caption import cap_pixel_budget
 from repic.inference.generate import decode_answer, length_order
-from repic.models.tiny import shipped_base_path
 from repic.prompts import inference_messages
+from repic.shipped import shipped_base_path
 
 COLOURS = {"bako": (220, 30, 30), "tumi": (30, 30, 220), "lefa": (30, 200, 30)}
 

@@ -13,8 +13,8 @@ from PIL import Image
 from repic.concepts import ConceptDatabase
 from repic.errors import RepicError
 from repic.inference import collect_images, image_queries, read_eval_file
-from repic.models.tiny import shipped_base_path
 from repic.records import Concept
+from repic.shipped import shipped_base_path
 
 COLOURS = {"bako": (220, 30, 30), "tumi": (30, 30, 220), "lefa": (30, 200, 30)}
 FAST = ("--max-new-tokens", "6", "--threads", "1")

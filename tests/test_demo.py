@@ -22,10 +22,13 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from repic.demo import evaluate as evaluate_module
-from repic.demo import pipeline as pipeline_module
-from repic.demo import settings as settings_module
-from repic.demo.pipeline import (
+from repic.errors import RepicError
+from repic.evaluate import LocalizationScores, NameScores, RecognitionScores
+from repic.report import CaptionResult, ModelResult, Results
+from repic.world.demo import evaluate as evaluate_module
+from repic.world.demo import pipeline as pipeline_module
+from repic.world.demo import settings as settings_module
+from repic.world.demo.pipeline import (
     DEMO_FILE,
     MODELS,
     DemoPaths,
@@ -34,10 +37,7 @@ from repic.demo.pipeline import (
     open_run_folder,
     training_configs,
 )
-from repic.demo.settings import FULL_WORLD, QUICK_WORLD, demo_settings, scaled_world
-from repic.errors import RepicError
-from repic.evaluate import LocalizationScores, NameScores, RecognitionScores
-from repic.report import CaptionResult, ModelResult, Results
+from repic.world.demo.settings import FULL_WORLD, QUICK_WORLD, demo_settings, scaled_world
 
 CAPTION_LABELS = {  # the report's display label of each caption evaluation
     "single": "1 concept",

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageTextToText
 
 from repic.errors import RepicError
-from repic.models import LoraSettings, TinyModelConfig, build_tiny_model, load_policy
+from repic.models import LoraSettings, load_policy
 from repic.models.merge import RECORD_NAME, check_merge, merge_adapter, mismatch_causes
 from repic.models.merge_check import (
     MergeCheck,
@@ -27,6 +27,7 @@ from repic.models.merge_check import (
     load_check_prompts,
     reference_outputs,
 )
+from repic.world.tiny import TinyModelConfig, build_tiny_model
 
 CORPUS = [f"{name} is a small dog on the table. Is {name} in this image? yes" for name in ("<bo>", "<kim>")]
 TOKENS = 4  # answer length of every check here

@@ -20,12 +20,12 @@ from repic.errors import RepicError
 from repic.models import (
     LoraSettings,
     build_lora_config,
-    build_tiny_model,
     describe_trainable,
     load_policy,
     resolve_dtype,
     vision_module_names,
 )
+from repic.world.tiny import build_tiny_model
 
 NAMES = ["<bako>", "<tumi>", "<lesa>"]
 LANGUAGE_LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -16,18 +16,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from repic.data.synthetic import (
-    CATEGORIES,
-    PROP_CATEGORIES,
-    WorldConfig,
-    build_scene,
-    generate_world,
-    make_world,
-)
+from repic import shipped
 from repic.errors import RepicError
-from repic.models import check_name_tokenization, tiny
-from repic.models.pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
-from repic.models.pretrain_data import (
+from repic.prompts import count_image_placeholders
+from repic.shipped import shipped_base_path
+from repic.world.pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
+from repic.world.pretrain_data import (
     PRETRAIN_TASKS,
     PretrainMix,
     build_image_pool,
@@ -37,10 +31,16 @@ from repic.models.pretrain_data import (
     row_text,
     tokenizer_corpus,
 )
-from repic.models.probe import PROBE_KEYS, Generated, ProbeConfig, caption_scores
-from repic.models.tiny import shipped_base_path
-from repic.models.tokenizer import NAME_SYLLABLES, TINY_NAME_PATTERN
-from repic.prompts import count_image_placeholders
+from repic.world.probe import PROBE_KEYS, Generated, ProbeConfig, caption_scores
+from repic.world.synthetic import (
+    CATEGORIES,
+    PROP_CATEGORIES,
+    WorldConfig,
+    build_scene,
+    generate_world,
+    make_world,
+)
+from repic.world.tokenizer import NAME_SYLLABLES, TINY_NAME_PATTERN, check_name_tokenization
 
 SMALL_WORLD = WorldConfig(
     n_train_concepts=4,
@@ -246,7 +246,7 @@ def test_pretrain_config_rejects_impossible_phases(changes, message):
 
 
 def test_phases_come_in_order_copy_vision_main(pool):
-    from repic.models.pretrain import _curriculum
+    from repic.world.pretrain import _curriculum
 
     config = PretrainConfig(steps=6, batch_size=10, vision_phase_steps=2, copy_phase_steps=2)
     assert [(name, steps) for name, steps, _ in config.phases()] == [("copy", 2), ("vision", 2), ("main", 2)]
@@ -258,7 +258,7 @@ def test_phases_come_in_order_copy_vision_main(pool):
 
 
 def test_phase_order_decides_the_rows_and_the_vision_window(pool):
-    from repic.models.pretrain import _curriculum
+    from repic.world.pretrain import _curriculum
 
     config = PretrainConfig(steps=7, batch_size=10, vision_phase_steps=2, copy_phase_steps=3,
                             phase_order=("vision", "copy", "main"))
@@ -296,9 +296,9 @@ def test_object_answers_are_the_views_own_attributes(pool, rows):
 
 
 def test_vision_schedule_trains_the_tower_only_inside_its_window(tmp_path):
-    from repic.models import build_tiny_model
     from repic.models.load import vision_module_names
-    from repic.models.pretrain import _vision_schedule_callback
+    from repic.world.pretrain import _vision_schedule_callback
+    from repic.world.tiny import build_tiny_model
 
     model = AutoModelForImageTextToText.from_pretrained(build_tiny_model(tmp_path / "m", texts=["a red cat"]))
     callback = _vision_schedule_callback(2, 4, lambda message: None)
@@ -322,7 +322,7 @@ def test_pool_refuses_a_collection_that_is_not_a_synthetic_world(world, tmp_path
         with pytest.raises(RepicError, match="not a synthetic world"):
             build_image_pool(world, tmp_path, extra_scenes=1)
     finally:
-        world.meta["generator"] = "repic.data.synthetic"
+        world.meta["generator"] = "repic.world.synthetic"
 
 
 # ------------------------------------------------------------------------------------------ scores
@@ -422,6 +422,6 @@ def test_shipped_base_loads_fast_and_captions_a_held_out_scene(tmp_path):
 
 
 def test_shipped_base_path_explains_a_missing_folder(monkeypatch, tmp_path):
-    monkeypatch.setattr(tiny, "SHIPPED_BASE", tmp_path / "tiny-base")
+    monkeypatch.setattr(shipped, "SHIPPED_BASE", tmp_path / "tiny-base")
     with pytest.raises(RepicError, match="pretrain-tiny"):
         shipped_base_path()

@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 from repic.data.collection import load_collection
-from repic.data.render import Picture, Placement, contact_sheet, draw_object, render
-from repic.data.synthetic import (
+from repic.errors import RepicError
+from repic.records import Scene, SceneObject
+from repic.world.render import Picture, Placement, contact_sheet, draw_object, render
+from repic.world.synthetic import (
     ATTRIBUTE_VALUES,
     ATTRIBUTES,
     CATEGORIES,
@@ -32,8 +34,6 @@ from repic.data.synthetic import (
     make_world,
     position_phrase,
 )
-from repic.errors import RepicError
-from repic.records import Scene, SceneObject
 
 SMALL = WorldConfig(
     seed=3,

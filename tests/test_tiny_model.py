@@ -15,14 +15,14 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
 from repic.errors import RepicError
-from repic.models import (
+from repic.models import load_policy
+from repic.world.tiny import TinyModelConfig, build_tiny_model
+from repic.world.tokenizer import (
+    NAME_SYLLABLES,
     TINY_NAME_PATTERN,
-    TinyModelConfig,
-    build_tiny_model,
     check_name_tokenization,
-    load_policy,
+    train_tiny_tokenizer,
 )
-from repic.models.tokenizer import NAME_SYLLABLES, train_tiny_tokenizer
 
 TRAIN_NAMES = ["<bako>", "<tumi>", "<lesa>", "<pino>", "<doru>", "<kefa>"]
 HELD_OUT_NAMES = ["<zuzu>", "<vohe>", "<mibo>"]  # "zu", "vo", "he" never occur in the corpus

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from repic.data.synthetic import generate_world
 from repic.data.tasks import BuildConfig, build
-from repic.data.world_config import WorldConfig
+from repic.world.synthetic import generate_world
+from repic.world.world_config import WorldConfig
 
 WORLD = WorldConfig(
     n_train_concepts=4, n_heldout_concepts=2, scenes_per_train_concept=2, n_train_two=2, n_train_four=1,

@@ -13,8 +13,8 @@ from PIL import Image
 from transformers import AutoProcessor
 
 from repic.errors import RepicError
-from repic.models.tiny import shipped_base_path
 from repic.records import Sample
+from repic.shipped import shipped_base_path
 from repic.train import guards as guards_module
 from repic.train.config import RolloutSection
 from repic.train.dataset import grpo_rows, sft_rows

@@ -15,18 +15,18 @@ import torch
 from safetensors.torch import load_file
 
 from repic.data.samples import load_samples, write_samples
-from repic.data.synthetic import generate_world
 from repic.data.tasks import BuildConfig, build
-from repic.data.world_config import WorldConfig
 from repic.errors import RepicError
 from repic.models import load_policy
-from repic.models.tiny import shipped_base_path
 from repic.records import Sample
+from repic.shipped import shipped_base_path
 from repic.tasks import TASKS
 from repic.train import heldout as heldout_module
 from repic.train import load_config, train_grpo, train_sft
 from repic.train.heldout import heldout_rewards, heldout_samples
 from repic.train.run_folder import StopRequests
+from repic.world.synthetic import generate_world
+from repic.world.world_config import WorldConfig
 
 SMALL_WORLD = WorldConfig(
     n_train_concepts=4, n_heldout_concepts=2, scenes_per_train_concept=2, n_train_two=2, n_train_four=1,

@@ -244,7 +244,7 @@ def format_box_answer(box: Box | Sequence[float], label: str = "", *, style: str
 
 # --- Base pretraining (generic tasks) -------------------------------------------------------------------
 # The built-in tiny model is pretrained on generic tasks of the synthetic world's training split
-# (``repic.models.pretrain_data``): describing, category questions and boxes, copying a name given in the
+# (``repic.world.pretrain_data``): describing, category questions and boxes, copying a name given in the
 # prompt, and same-object matching. No string here names a concept: ``{name}`` is filled with a fresh name
 # that belongs to no concept, so the base learns to copy a name from its prompt, never to recite one.
 

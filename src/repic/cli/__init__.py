@@ -8,13 +8,14 @@ message and exit with status 2, never as a traceback.
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from ..errors import RepicError
-from . import caption_cmd, data_cmd, db_cmd, demo_cmd, eval_cmd, merge_cmd, models_cmd, train_cmd
+from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd, train_cmd
 
 app = typer.Typer(
     name="repic",
@@ -30,7 +31,18 @@ app.add_typer(train_cmd.app, name="train")
 app.command("eval")(eval_cmd.eval_command)
 app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)
-app.command("demo")(demo_cmd.demo_command)
+
+COMMAND_PLUGINS = "repic.commands"  # entry-point group: functions that add commands (the embedded world's)
+
+
+def _load_command_plugins() -> None:
+    """Let installed packages add commands; the library itself never imports them (``repic.world`` is one)."""
+    groups = {"": app, "data": data_cmd.app, "models": models_cmd.app, "train": train_cmd.app, "db": db_cmd.app}
+    for entry_point in entry_points(group=COMMAND_PLUGINS):
+        entry_point.load()(groups)
+
+
+_load_command_plugins()
 
 _err = Console(stderr=True)
 

@@ -15,17 +15,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from ..data.collection import load_collection
 from ..data.importers import ImportResult, import_database, import_folders, import_samples
 from ..data.samples import load_samples, task_mix
-from ..data.synthetic import generate_world
 from ..data.tasks import DEFAULT_COUNTS, DEFAULT_EVAL_COUNTS, BoxSpace, BuildConfig
 from ..data.tasks import build as build_folder
-from ..data.world_config import WorldConfig
 from ..errors import RepicError
 from ..records import Sample
 
@@ -67,7 +64,7 @@ def _notices(notices: Sequence[str]) -> None:
         _say(f"notice: {notice}", "yellow")
 
 
-def _pairs(items: Sequence[str], option: str, example: str) -> dict[str, int]:
+def parse_key_counts(items: Sequence[str], option: str, example: str) -> dict[str, int]:
     """``["a=1", "b=2,c=3"]`` -> ``{"a": 1, "b": 2, "c": 3}``: the KEY=N syntax of --scenes and --counts."""
     pairs: dict[str, int] = {}
     for item in (part.strip() for entry in items for part in entry.split(",")):
@@ -88,61 +85,6 @@ def _task_table(title: str, samples: Sequence[Sample]) -> Table:
         share, images = f"{row.share:.0%}", f"{row.images_per_sample:.1f}"
         table.add_row(row.task, row.official, str(row.count), share, images, row.detail)
     return table
-
-
-@app.command()
-def synth(
-    out: OutOpt,
-    seed: SeedOpt = 0,
-    train_concepts: Annotated[int | None, typer.Option("--train-concepts", help="Training concepts.")] = None,
-    heldout_concepts: Annotated[
-        int | None, typer.Option("--heldout-concepts", help="Held-out concepts.")
-    ] = None,
-    scenes: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--scenes",
-            help="Scene counts as KEY=N (repeat, or comma-separate): scenes_per_train_concept, n_train_two, "
-            "n_train_four, n_train_negative, n_eval_single, n_eval_two, n_eval_four, n_eval_negative.",
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an earlier collection in OUT.")
-    ] = False,
-) -> None:
-    """Generate a seeded synthetic world of concepts and scenes (a collection folder)."""
-    settings = {"seed": seed, **_pairs(scenes or [], "--scenes", "n_train_two=64")}
-    if train_concepts is not None:
-        settings["n_train_concepts"] = train_concepts
-    if heldout_concepts is not None:
-        settings["n_heldout_concepts"] = heldout_concepts
-    config = WorldConfig.from_dict(settings, where="repic data synth options")
-    started = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=_out, transient=True) as progress:
-        bars: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=total)
-            progress.update(bars[stage], completed=done)
-
-        collection = generate_world(out, config, report, overwrite=overwrite)
-    elapsed = time.perf_counter() - started
-    table = Table(title=Text(str(collection.root)))
-    for column in ("split", "concepts", "single", "two", "four", "negative"):
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for split, tags in collection.splits.items():
-        kinds = [
-            str(len(collection.scenes_in(split, kind))) for kind in ("single", "two", "four", "negative")
-        ]
-        table.add_row(split, str(len(tags)), *kinds)
-    _out.print(table)
-    size = sum(path.stat().st_size for path in collection.root.rglob("*") if path.is_file())
-    _say(
-        f"wrote {len(collection.concepts)} concepts and {len(collection.scenes)} scenes in {elapsed:.1f} s, "
-        f"{size / 1e6:.1f} MB"
-    )
 
 
 @app.command()
@@ -182,8 +124,8 @@ def build(
     """Build training samples, SFT captions and held-out evaluation sets from a collection."""
     config = BuildConfig(
         seed=seed,
-        counts={**DEFAULT_COUNTS, **_pairs(counts or [], "--counts", "oct=600,vlt=400")},
-        eval_counts={**DEFAULT_EVAL_COUNTS, **_pairs(eval_counts or [], "--eval-counts", "oct=200")},
+        counts={**DEFAULT_COUNTS, **parse_key_counts(counts or [], "--counts", "oct=600,vlt=400")},
+        eval_counts={**DEFAULT_EVAL_COUNTS, **parse_key_counts(eval_counts or [], "--eval-counts", "oct=200")},
         oct_positive_ratio=oct_positive_ratio,
         vlt_category_ratio=vlt_category_ratio,
         min_caption_chars=min_caption_chars,

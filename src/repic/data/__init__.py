@@ -1,8 +1,8 @@
-"""Data: the synthetic concept world, collection folders, and RePIC training samples.
+"""Data: collection folders and RePIC training samples.
 
-``synthetic`` generates a seeded world of named concepts and scenes (``world_config`` holds its
-settings, ``silhouettes`` and ``render`` how it looks, ``describe`` the words for it); ``collection``
-reads and writes the folder format that generators and importers produce and sample builders consume;
-``samples`` reads and writes the official RePIC sample files. Import from the submodules: importing this
-package loads nothing heavy.
+``collection`` reads and writes the folder format that the synthetic world (``repic.world.synthetic``) and
+the importers produce and the sample builders consume; ``describe`` holds the words for a concept's look;
+``tasks`` builds the RePIC tasks; ``samples`` reads and writes the official RePIC sample files; ``importers``
+turns photo folders, a RAP database or an official training file into a collection. Import from the
+submodules: importing this package loads nothing heavy.
 """

@@ -41,6 +41,7 @@ from ..atomic import atomic_write_text
 from ..errors import RepicError
 from ..prompts import BOX_STYLES
 from ..rewards import RewardOptions
+from ..shipped import SHIPPED_BASE_NAME
 from ..tasks import normalize_task
 
 METHODS = ("grpo", "sft")
@@ -55,7 +56,6 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 REPORTERS = ("tensorboard", "wandb")
 LR_SCHEDULERS = ("constant", "linear", "cosine", "constant_with_warmup")
-SHIPPED_BASE_NAME = "tiny-base"  # model.name_or_path that means the tiny base shipped with repic
 CONFIG_FILE = "config.yaml"
 
 

@@ -31,6 +31,7 @@ from ..atomic import atomic_folder, atomic_write_json
 from ..data.samples import load_samples
 from ..errors import RepicError
 from ..records import Sample
+from ..shipped import resolve_model_name
 from .config import TrainConfig, save_config
 from .dataset import select_samples
 from .heldout import heldout_rewards, heldout_samples
@@ -134,14 +135,6 @@ def precision_flags(config: TrainConfig, device: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def model_source(name_or_path: str) -> str:
-    """The folder or hub id to load: ``tiny-base`` is the tiny base shipped with repic."""
-    from ..models.tiny import shipped_base_path
-    from .config import SHIPPED_BASE_NAME
-
-    return str(shipped_base_path()) if name_or_path == SHIPPED_BASE_NAME else name_or_path
-
-
 def training_samples(config: TrainConfig, train_file: str | None = None) -> tuple[list[Sample], str]:
     """The training samples (task filter and cap applied) and the file they came from."""
     path = train_file or config.data.train_file
@@ -164,7 +157,7 @@ def load_trainable(config: TrainConfig, source: str | None = None, policy: Any =
     model_config = config.model
     if policy is None:
         policy = load_policy(
-            source or model_source(model_config.name_or_path),
+            source or resolve_model_name(model_config.name_or_path),
             dtype=model_config.dtype,
             attn_implementation=model_config.attn_implementation,
             min_pixels=model_config.min_pixels,

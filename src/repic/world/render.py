@@ -35,8 +35,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..atomic import atomic_write_bytes
+from ..data.collection import Collection
 from ..records import Concept, Scene
-from .collection import Collection
 from .silhouettes import COLORS, CONTRAST, INK, RGB, SHADE, TINT, Shape, sketch_object
 
 SUPERSAMPLE = 3

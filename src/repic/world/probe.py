@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from ..data.collection import Collection, load_collection
-from ..data.synthetic import ATTRIBUTE_VALUES, CATEGORIES, PROP_CATEGORIES
 from ..errors import RepicError
 from ..inference.generate import Generated, GenerationSettings, PromptInput, generate_batched
 from ..prompts import eval_question, inference_messages
@@ -57,6 +56,7 @@ from .pretrain_data import (
     object_row,
     split_pool,
 )
+from .synthetic import ATTRIBUTE_VALUES, CATEGORIES, PROP_CATEGORIES
 
 PROBE_KEYS: tuple[str, ...] = (
     "model",
@@ -253,7 +253,7 @@ def probe_model(
     model_dir: str | os.PathLike, world_dir: str | os.PathLike, config: ProbeConfig = ProbeConfig()
 ) -> dict[str, Any]:
     """Measure the model in ``model_dir`` on the held-out concepts of the world in ``world_dir``."""
-    from .load import load_policy
+    from ..models.load import load_policy
 
     started = time.perf_counter()
     collection = load_collection(world_dir)

@@ -21,7 +21,7 @@ What it chose and why:
 - **The run folder is guarded**: ``OUT`` must be new, empty or an earlier demo (``OUT/demo.json``);
   ``--fresh`` clears an earlier demo and nothing else.
 - **The start model is made once.** GRPO and SFT both continue from it, so they differ only in how they
-  are trained (see ``repic.demo.settings``).
+  are trained (see ``repic.world.demo.settings``).
 - **The claim is checked, not assumed**: ``claim_checks`` compares RePIC with the base on every task and
   with SFT on 2- and 4-concept F1, in both scorer modes; the CLI prints whether each comparison holds.
 """
@@ -40,10 +40,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_json
-from ..errors import RepicError
-from ..report import ClaimCheck, Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
-from ..tasks import TASKS
+from ...atomic import atomic_write_json
+from ...errors import RepicError
+from ...report import ClaimCheck, Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
+from ...tasks import TASKS
 from .evaluate import EvalSettings, evaluate_model, gallery_rows, read_model_result
 from .settings import GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
 
@@ -171,7 +171,7 @@ class DemoPaths:
 
     def model(self, name: str) -> Path:
         """The model folder of one of ``MODELS``."""
-        from ..models.tiny import shipped_base_path
+        from ...shipped import shipped_base_path
 
         return shipped_base_path() if name == "base" else self.run(name) / "final"
 
@@ -195,8 +195,8 @@ class DemoOutcome:
 def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
     """The resolved ``TrainConfig`` of each training stage: ``start`` (the warm-up, an SFT run), ``repic``
     (GRPO) and ``sft``, plus ``with_warmup``, the GRPO recipe the warm-up comes from (it picks its samples)."""
-    from ..train import load_config
-    from ..train.grpo import warmup_stage
+    from ...train import load_config
+    from ...train.grpo import warmup_stage
 
     common = {"run.threads": settings.threads, "run.seed": settings.seed}
     train_file, sft_file = str(paths.data / "train.jsonl"), str(paths.data / "sft.jsonl")
@@ -254,7 +254,7 @@ class _Trainer:
         self.name, self.config, self.say, self.warmup_of = name, config, say, warmup_of
 
     def __call__(self) -> None:
-        from ..train import train_grpo, train_sft, train_warmup
+        from ...train import train_grpo, train_sft, train_warmup
 
         def progress(line: str) -> None:
             self.say(f"{self.name}: {line}")
@@ -280,10 +280,10 @@ def run_demo(
     """Run (or continue) the demo in ``settings.out`` and write its report; see the module docstring."""
     import torch
 
-    from ..data.collection import load_collection
-    from ..data.synthetic import generate_world
-    from ..data.tasks import build
-    from ..train.config import config_to_dict
+    from ...data.collection import load_collection
+    from ...data.tasks import build
+    from ...train.config import config_to_dict
+    from ..synthetic import generate_world
 
     clock = time.perf_counter()
     sink = progress or (lambda line: None)

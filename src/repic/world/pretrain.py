@@ -3,9 +3,9 @@
 ``pretrain_tiny(out_dir, PretrainConfig())`` runs every phase and writes an ordinary Hugging Face folder
 (model, processor, tokenizer, ``pretrain_record.json``) that loads with the Auto classes, like the real
 models do. Phases: the world (generated, or an existing collection), the image pool (its training split
-plus extra training-split renders), the rows (``repic.models.pretrain_data``), the tokenizer and the
+plus extra training-split renders), the rows (``repic.world.pretrain_data``), the tokenizer and the
 randomly initialised model (``build_tiny_model``), supervised training with TRL's ``SFTTrainer``, the
-save, and the probe (``repic.models.probe``) on the world's held-out concepts.
+save, and the probe (``repic.world.probe``) on the world's held-out concepts.
 
 What it chose and why:
 
@@ -67,9 +67,8 @@ from trl import SFTConfig, SFTTrainer
 
 from ..atomic import atomic_folder, atomic_write_json
 from ..data.collection import Collection, load_collection
-from ..data.synthetic import WorldConfig, generate_world
 from ..errors import RepicError
-from .load import set_vision_trainable
+from ..models.load import set_vision_trainable
 from .pretrain_data import (
     PretrainMix,
     build_image_pool,
@@ -81,6 +80,7 @@ from .pretrain_data import (
     tokenizer_corpus,
 )
 from .probe import ProbeConfig, category_accuracy, copy_accuracy, generate, heldout_rows, probe_model
+from .synthetic import WorldConfig, generate_world
 from .tiny import TinyModelConfig, build_tiny_model
 
 RECORD_FILE = "pretrain_record.json"
@@ -324,7 +324,7 @@ def pretrain_tiny(
     ``world_dir`` is an existing synthetic collection (else ``config.world`` is generated in the work
     folder); ``work_dir`` keeps the intermediate files (else a temporary folder is removed at the end).
     With a ``probe`` config the saved model is measured on the world's held-out concepts
-    (``repic.models.probe``) and the numbers join the record; ``None`` skips it.
+    (``repic.world.probe``) and the numbers join the record; ``None`` skips it.
     """
     say = progress or (lambda message: None)
     out = Path(out_dir).expanduser().resolve()

@@ -64,18 +64,6 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..data.collection import Collection
 from ..data.describe import describe_object, describe_scene
-from ..data.render import png_bytes
-from ..data.synthetic import (
-    ATTRIBUTE_VALUES,
-    CATEGORIES,
-    PROP_CATEGORIES,
-    SYLLABLES,
-    World,
-    WorldConfig,
-    build_reference,
-    build_scene,
-    make_world,
-)
 from ..errors import RepicError
 from ..prompts import (
     EVAL_CAPTION_QUESTIONS,
@@ -105,6 +93,18 @@ from ..prompts import (
     vlt_problem,
 )
 from ..records import Concept, Scene
+from .render import png_bytes
+from .synthetic import (
+    ATTRIBUTE_VALUES,
+    CATEGORIES,
+    PROP_CATEGORIES,
+    SYLLABLES,
+    World,
+    WorldConfig,
+    build_reference,
+    build_scene,
+    make_world,
+)
 
 Row = dict[str, Any]
 PRETRAIN_TASKS: tuple[str, ...] = (
@@ -189,7 +189,7 @@ class ImagePool:
 def _world_of(collection: Collection) -> World:
     """The generator's ``World`` behind a synthetic collection, checked against the collection's concepts."""
     settings = collection.meta.get("config")
-    if collection.meta.get("generator") != "repic.data.synthetic" or not isinstance(settings, dict):
+    if collection.meta.get("generator") != "repic.world.synthetic" or not isinstance(settings, dict):
         raise RepicError(
             f"{collection.root} is not a synthetic world (no generator config in collection.json); the tiny "
             "base is pretrained on one: create it with `repic data synth DIR`"

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..data.tasks import BuildConfig
-from ..data.world_config import WorldConfig
-from ..errors import RepicError
+from ...data.tasks import BuildConfig
+from ...errors import RepicError
+from ..world_config import WorldConfig
 
 GRPO_RECIPE = "demo-tiny"
 SFT_RECIPE = "sft-demo-tiny"

@@ -2,7 +2,7 @@
 
 It builds (or reuses) the concept world and the data, makes the start model, post-trains it with RePIC
 GRPO and trains the SFT baseline, evaluates base, start, SFT and RePIC on held-out concepts and writes a
-report folder (``repic.demo.pipeline``). One line per stage start and end, with the seconds since the
+report folder (``repic.world.demo.pipeline``). One line per stage start and end, with the seconds since the
 start, and the training steps as they are logged; at the end the results table, whether each part of the
 paper's claim held, and the report's path. ``--quick`` runs the same stages at tiny sizes. Ctrl-C during
 training stops with exit status 130; the same command then continues from the finished stages. The
@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .quiet import quiet_libraries
+from ...cli.quiet import quiet_libraries
 
 _out = Console(highlight=False)
 INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C
@@ -60,8 +60,8 @@ def demo_command(
     ] = 0,
 ) -> None:
     """Run RePIC end to end on the built-in world and tiny model: data, training, evaluation, report."""
+    from ...report import results_table
     from ..demo import DemoInterrupted, demo_settings, run_demo
-    from ..report import results_table
 
     settings = demo_settings(quick=quick, steps=steps, world_size=world_size, out=out, seed=seed)
     quiet_libraries()

@@ -216,20 +216,3 @@ def build_tiny_model(
 def _write_build_record(folder: Path, config: TinyModelConfig) -> None:
     """Record the sizes the model was built from, so a folder says how to rebuild it."""
     atomic_write_json(folder / "repic_tiny_config.json", asdict(config))
-
-
-SHIPPED_BASE = Path(__file__).resolve().parent.parent / "assets" / "tiny-base"
-
-
-def shipped_base_path() -> Path:
-    """The pretrained tiny base shipped inside the package (``repic/assets/tiny-base``).
-
-    It is the demo's "zero-shot MLLM": pretrained by ``repic models pretrain-tiny`` on generic tasks of the
-    default world's training split; its ``pretrain_record.json`` says how and what it measured.
-    """
-    if not (SHIPPED_BASE / "config.json").is_file() or not any(SHIPPED_BASE.glob("*.safetensors")):
-        raise RepicError(
-            f"the shipped tiny base is missing or incomplete at {SHIPPED_BASE}: reinstall repic, or rebuild it "
-            f"with `repic models pretrain-tiny --out {SHIPPED_BASE} --overwrite`"
-        )
-    return SHIPPED_BASE

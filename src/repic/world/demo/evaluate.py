@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_json, atomic_write_jsonl
-from ..concepts.database import ConceptDatabase, load_database
-from ..errors import RepicError
-from ..evaluate import (
+from ...atomic import atomic_write_json, atomic_write_jsonl
+from ...concepts.database import ConceptDatabase, load_database
+from ...errors import RepicError
+from ...evaluate import (
     choose_official_variant,
     load_predictions,
     localization_accuracy,
@@ -51,8 +51,8 @@ from ..evaluate import (
     recognition_accuracy,
     strict_scores,
 )
-from ..inference.generate import GenerationSettings
-from ..report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
+from ...inference.generate import GenerationSettings
+from ...report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
 
 EVAL_DIR = "eval"
 RESULT_FILE = "model_result.json"
@@ -96,8 +96,8 @@ def evaluate_model(
     progress: Progress | None = None,
 ) -> ModelResult:
     """Answer every evaluation of ``build_dir`` with ``model``; write predictions and result to ``out_dir``."""
-    from ..concepts.retrieve import open_retriever
-    from ..inference import Captioner, load_for_captioning, read_eval_file
+    from ...concepts.retrieve import open_retriever
+    from ...inference import Captioner, load_for_captioning, read_eval_file
 
     say = progress or (lambda line: None)
     eval_dir = Path(build_dir) / EVAL_DIR

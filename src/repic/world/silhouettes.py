@@ -2,7 +2,7 @@
 
 Each category is a small function that returns a ``Sketch``: a list of ``Shape`` s in unit coordinates
 (x to the right, y down, the object roughly filling ``[0, 1]``) plus three anchors where accessories go
-(``top`` for a hat, ``neck`` for a scarf or bow, ``badge`` for a star). ``repic.data.render`` turns a
+(``top`` for a hat, ``neck`` for a scarf or bow, ``badge`` for a star). ``repic.world.render`` turns a
 sketch into pixels; nothing here touches pixels, so the look of the world can be read and changed in one
 place.
 

@@ -175,7 +175,7 @@ def check_name_tokenization(tokenizer: PreTrainedTokenizerBase, names: Sequence[
     has the same token count and none is context-dependent). Works with any fast tokenizer, so the same
     check tells how a real model's tokenizer treats the names.
 
-    >>> from repic.models.tokenizer import train_tiny_tokenizer
+    >>> from repic.world.tokenizer import train_tiny_tokenizer
     >>> report = check_name_tokenization(train_tiny_tokenizer(["<bako> sat."]), ["<bako>", "<zitu>"])
     >>> report["lengths"], report["consistent"]
     ({4: 2}, True)

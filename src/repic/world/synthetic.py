@@ -44,12 +44,12 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_bytes
+from ..data.collection import COLLECTION_FILE, Collection, save_collection
+from ..data.describe import describe_object
+from ..data.describe import describe_scene as describe_scene
+from ..data.describe import position_phrase as position_phrase
 from ..errors import RepicError
 from ..records import Concept, Scene, SceneObject
-from .collection import COLLECTION_FILE, Collection, save_collection
-from .describe import describe_object
-from .describe import describe_scene as describe_scene
-from .describe import position_phrase as position_phrase
 from .render import (
     BACKDROP_COLORS,
     BACKDROP_KINDS,
@@ -479,7 +479,7 @@ def generate_world(
             progress("scenes", done, len(keys))
     meta = {
         "name": root.name,
-        "generator": "repic.data.synthetic",
+        "generator": "repic.world.synthetic",
         "config": config.to_dict(),
         "categories": list(CATEGORIES),
         "distractor_categories": list(PROP_CATEGORIES),

@@ -18,13 +18,13 @@ from typing import Any
 from ..errors import RepicError
 
 _PATCH = 28  # Qwen2.5-VL: 14 px patches merged 2 x 2; sides that are multiples of 28 are not resized
-_SYLLABLE_COUNT = 85  # 17 consonants x 5 vowels, see repic.data.synthetic.SYLLABLES
+_SYLLABLE_COUNT = 85  # 17 consonants x 5 vowels, see repic.world.synthetic.SYLLABLES
 _MAX_CONCEPTS = 800  # 100 per category keeps every category's looks pairwise distinct
 
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Sizes, counts and probabilities of a synthetic world; see ``repic.data.synthetic``."""
+    """Sizes, counts and probabilities of a synthetic world; see ``repic.world.synthetic``."""
 
     seed: int = 0
     n_train_concepts: int = 48
