@@ -54,7 +54,7 @@ def test_build_then_inspect(run_cli, world, tmp_path):
     assert manifest["counts"]["train"] == {"oct": 10, "vlt": 6, "ict": 6, "ict_multi": 4}
     inspected = run_cli("data", "inspect", out / "train.jsonl")
     assert inspected.exit_code == 0, inspected.stderr
-    assert "26 samples, all images found" in flat(inspected.stdout)
+    assert "26 samples, every image decodes" in flat(inspected.stdout)
 
 
 def test_tasks_left_out_of_counts_keep_their_default(run_cli, world, tmp_path):

@@ -181,7 +181,7 @@ def test_database_display_names_are_strict_aliases(run_cli, tmp_path):
     # Without the database "Iron Man" is not <ironman>; with it, it is: correct 0 -> 1.
     assert run_cli("eval", path, "--json", out).exit_code == 0
     assert json.loads(out.read_text())["files"][0]["captions"]["strict"]["correct"] == 0
-    assert run_cli("eval", path, "--database", database, "--json", out).exit_code == 0
+    assert run_cli("eval", path, "--database", database, "--json", out, "--overwrite").exit_code == 0
     strict = json.loads(out.read_text())["files"][0]["captions"]["strict"]
     assert (strict["correct"], strict["aliases"]) == (1, 1)
 

@@ -148,7 +148,7 @@ def _break(kind: str, root: Path, tmp_path: Path) -> dict:
         ("bad header", ["the CSV header must be image,concept,x1,y1,x2,y2"]),
         ("duplicate", ["give the same concept name", "rename one"]),
         ("unknown heldout", ["held-out concept(s) <max> are not imported"]),
-        ("not empty", ["is not an empty folder"]),
+        ("not empty", ["is not empty and holds no collection.json", "choose a new or empty folder"]),
     ],
 )
 def test_folder_import_errors_list_every_problem_and_the_fix(folders, tmp_path, kind, expected):

@@ -1,8 +1,8 @@
 """The ``repic`` command: thin subcommands over the library.
 
 Each subcommand group lives in its own module (``db_cmd``, ``data_cmd``, ``eval_cmd``, ``models_cmd``) and only
-parses arguments, calls the library and prints. User errors (``RepicError``) are printed as one red
-message and exit with status 2, never as a traceback.
+parses arguments, calls the library and prints. User errors (``RepicError``) and file-system errors
+(``OSError``) are printed as one red message and exit with status 2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..errors import RepicError
+from ..errors import RepicError, os_error_message
 from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd, train_cmd
 
 app = typer.Typer(
@@ -51,11 +51,16 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning ``RepicError`` into a clear message and exit code 2.
 
     Typer/click run in standalone mode, so usage errors print click's own message (exit 2) and
-    ``typer.Exit(code)`` sets the exit status; only the project's own errors are handled here.
+    ``typer.Exit(code)`` sets the exit status; the project's own errors and file-system errors
+    (``OSError``, printed with the path) are handled here, so no command ends in a traceback.
     """
     try:
         app(args=argv, prog_name="repic")
     except RepicError as exc:
         # Text, not markup: messages quote user data such as "[x1, y1, x2, y2]", which markup would eat.
         _err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:
+        # Any file-system failure (permission, read-only, full disk) as one line naming the path.
+        _err.print(Text.assemble(("error:", "bold red"), " ", os_error_message(exc)), soft_wrap=True)
         sys.exit(2)

@@ -38,7 +38,7 @@ app.add_typer(import_app, name="import")
 _out = Console(highlight=False)
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write (new or empty).", show_default=False)]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.", min=0, max=2**32 - 1)]
 ImageRootOpt = Annotated[Path | None, typer.Option("--image-root", help="Folder the image paths start from.")]
 BoxesOpt = Annotated[
     Path | None, typer.Option("--boxes", help="Boxes: a JSON list, or a CSV image,concept,x1,y1,x2,y2.")
@@ -52,6 +52,9 @@ ReferencesOpt = Annotated[
 ]
 CopyOpt = Annotated[
     bool, typer.Option("--copy", help="Copy the images into the collection (default: in place).")
+]
+ImportOverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an earlier import in OUT (kept if this one fails).")
 ]
 
 
@@ -147,9 +150,11 @@ def inspect(
     path: Annotated[Path, typer.Argument(help="A RePIC sample file (.json or .jsonl).")],
     image_root: ImageRootOpt = None,
 ) -> None:
-    """Check a sample file (every row and every image) and print its task mix."""
-    samples = load_samples(path, image_root)
-    _out.print(_task_table(f"{path}: {len(samples)} samples, all images found", samples))
+    """Check a sample file (every row; every image opened and decoded) and print its task mix."""
+    samples = load_samples(path, image_root, decode_images=True)
+    if not samples:
+        raise RepicError(f"{path} holds no samples; a sample file needs at least one row")
+    _out.print(_task_table(f"{path}: {len(samples)} samples, every image decodes", samples))
 
 
 def _imported(result: ImportResult) -> None:
@@ -175,6 +180,7 @@ def import_folders_command(
     heldout_ratio: HeldoutRatioOpt = 0.25,
     seed: SeedOpt = 0,
     copy: CopyOpt = False,
+    overwrite: ImportOverwriteOpt = False,
 ) -> None:
     """Import ROOT/<concept>/ photo folders (Yo'LLaVA, MyVLM, DreamBooth layouts) as a collection."""
     result = import_folders(
@@ -187,6 +193,7 @@ def import_folders_command(
         heldout_ratio=heldout_ratio,
         seed=seed,
         copy=copy,
+        overwrite=overwrite,
     )
     _imported(result)
 
@@ -202,6 +209,7 @@ def import_database_command(
     heldout_ratio: HeldoutRatioOpt = 0.25,
     seed: SeedOpt = 0,
     copy: CopyOpt = False,
+    overwrite: ImportOverwriteOpt = False,
 ) -> None:
     """Import the concepts of a RAP / RePIC database.json as a collection."""
     result = import_database(
@@ -214,6 +222,7 @@ def import_database_command(
         heldout_ratio=heldout_ratio,
         seed=seed,
         copy=copy,
+        overwrite=overwrite,
     )
     _imported(result)
 
@@ -223,7 +232,8 @@ def import_samples_command(
     path: Annotated[Path, typer.Argument(help="An official RePIC training file (.json or .jsonl).")],
     out: OutOpt,
     image_root: ImageRootOpt = None,
+    overwrite: ImportOverwriteOpt = False,
 ) -> None:
     """Check an official RePIC training file and write it as a build folder (train.jsonl + build.json)."""
-    folder, samples = import_samples(path, out, image_root=image_root)
+    folder, samples = import_samples(path, out, image_root=image_root, overwrite=overwrite)
     _out.print(_task_table(str(folder / "train.jsonl"), samples))

@@ -37,6 +37,7 @@ from ..evaluate import (
     recognition_accuracy,
     strict_scores,
 )
+from ..outputs import check_output_file
 
 _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
@@ -86,6 +87,7 @@ def eval_command(
             help="Malformed rows: skip (leave out, with a warning) or fail (stop).",
         ),
     ] = "skip",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Score captions (concept-name precision / recall / F1), OCT answers and VLT boxes."""
     if official_variant is not None and official_variant not in OFFICIAL_VARIANTS:
@@ -94,6 +96,8 @@ def eval_command(
         )
     if on_error not in ON_ERROR_CHOICES:
         raise RepicError(f"--on-error must be one of {', '.join(ON_ERROR_CHOICES)}, not {on_error!r}")
+    if json_out is not None:
+        check_output_file(json_out, inputs=[*predictions, database], overwrite=overwrite, option="--json")
     aliases = _display_names(database) if database is not None else {}
     # Read every file before printing anything, so a bad last file does not leave half a report.
     loaded = [load_predictions(path, on_error=on_error) for path in predictions]
@@ -103,12 +107,7 @@ def eval_command(
         _print_report(file, report)
         reports.append(report)
     if json_out is not None:
-        try:
-            atomic_write_json(json_out, {"files": reports})
-        except OSError as exc:
-            raise RepicError(
-                f"cannot write {json_out}: {exc.strerror or exc}; check that its folder is writable"
-            ) from None
+        atomic_write_json(json_out, {"files": reports})
         _say(f"wrote {json_out}")
 
 

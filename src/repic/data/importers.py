@@ -51,8 +51,9 @@ from PIL import Image
 from ..atomic import atomic_write_bytes, atomic_write_json
 from ..concepts.database import ConceptDatabase, image_problem
 from ..errors import RepicError
+from ..outputs import check_output_folder, replace_folder
 from ..records import Box, Concept, Sample, Scene, SceneObject, concept_tag, strip_tag
-from .collection import Collection, save_collection
+from .collection import COLLECTION_FILE, Collection, load_collection, save_collection
 from .samples import load_samples, resolve_image_root, task_mix, write_samples
 from .tasks import BUILD_FILE, PARTIAL_KEY, TRAIN_FILE, UNBOXED_KEY
 
@@ -81,11 +82,10 @@ def _check_images(paths: Sequence[Path]) -> None:
     _fail_all("image(s) cannot be used", problems, fix)
 
 
-def _prepare(out_dir: str | os.PathLike) -> Path:
+def _prepare(out_dir: str | os.PathLike, source: str | os.PathLike, overwrite: bool) -> Path:
+    """The output folder, checked before anything is read: new, empty, or an earlier import to replace."""
     out = Path(out_dir).absolute()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RepicError(f"{out} exists and is not an empty folder; import into a new folder")
-    return out
+    return check_output_folder(out, marker=COLLECTION_FILE, inputs=[source], overwrite=overwrite)
 
 
 # ------------------------------------------------------------------------------------------ boxes
@@ -180,6 +180,7 @@ def _assemble(
     seed: int,
     copy: bool,
     source: str,
+    overwrite: bool,
 ) -> ImportResult:
     """Scenes from photos and boxes, splits, optional copies; then the collection is checked and saved."""
     notices: list[str] = []
@@ -233,14 +234,14 @@ def _assemble(
     unboxed_count = sum(len(s.extra.get(UNBOXED_KEY, [])) for s in scenes)
     if unboxed_count:
         notices.append(f"{unboxed_count} concept appearance(s) have no box: VLT samples will skip them")
-    if copy:
-        _copy_images(out, concepts, scenes)
     categories = sorted({c.category for c in concepts.values()})
     meta = {"name": out.name, "source": source, "categories": categories}
-    collection = Collection(out, concepts, scenes, splits, meta)
-    out.mkdir(parents=True, exist_ok=True)
-    save_collection(collection)
-    return ImportResult(collection, notices)
+    # Built beside OUT and swapped in at the end: an import that fails half-way leaves nothing behind.
+    with replace_folder(out, marker=COLLECTION_FILE, inputs=[source], overwrite=overwrite) as staging:
+        if copy:
+            _copy_images(staging, concepts, scenes)
+        save_collection(Collection(staging, concepts, scenes, splits, meta))
+    return ImportResult(load_collection(out), notices)
 
 
 def _copy_images(out: Path, concepts: dict[str, Concept], scenes: list[Scene]) -> None:
@@ -272,6 +273,7 @@ def import_folders(
     heldout_ratio: float = 0.25,
     seed: int = 0,
     copy: bool = False,
+    overwrite: bool = False,
 ) -> ImportResult:
     """A collection from ``ROOT/<concept>/`` photo folders (see the module docstring)."""
     root = Path(os.path.abspath(root))
@@ -279,7 +281,7 @@ def import_folders(
         raise RepicError(f"{root} is not a folder; give the folder that holds one sub-folder per concept")
     if references < 1:
         raise RepicError(f"references is {references}; each concept needs at least one reference image")
-    out = _prepare(out_dir)
+    out = _prepare(out_dir, root, overwrite)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise RepicError(f"{root} has no sub-folders; put each concept's photos in ROOT/<concept name>/")
@@ -322,6 +324,7 @@ def import_folders(
         seed=seed,
         copy=copy,
         source=str(root),
+        overwrite=overwrite,
     )
 
 
@@ -343,11 +346,12 @@ def import_database(
     heldout_ratio: float = 0.25,
     seed: int = 0,
     copy: bool = False,
+    overwrite: bool = False,
 ) -> ImportResult:
     """A collection from a RAP / RePIC ``database.json`` (see the module docstring)."""
     if references < 1:
         raise RepicError(f"references is {references}; each concept needs at least one reference image")
-    out = _prepare(out_dir)
+    out = _prepare(out_dir, path, overwrite)
     database = ConceptDatabase.load(path, image_root)
     problems = database.validate()
     images = [p.message for p in problems if p.kind in ("missing_image", "unreadable_image")]
@@ -362,7 +366,7 @@ def import_database(
         if p.kind in ("no_images", "empty_category", "empty_name", "duplicate_image")
     ]
     _fail_all(
-        "concept(s) are incomplete", other, "Fix these entries of the database first (`repic db check`)."
+        "concept(s) are incomplete", other, "Fix these entries of the database first (`repic db validate`)."
     )
     names: dict[str, str] = {}
     for concept in database:
@@ -396,34 +400,40 @@ def import_database(
         seed=seed,
         copy=copy,
         source=str(Path(path).absolute()),
+        overwrite=overwrite,
     )
 
 
 def import_samples(
-    path: str | os.PathLike, out_dir: str | os.PathLike, *, image_root: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    image_root: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, list[Sample]]:
     """Check an official RePIC training file and write it as a build folder; returns the folder and samples.
 
     The image root stays the file's (``--image-root``, a ``build.json`` beside it, or its folder), so
     ``train.jsonl`` keeps the original relative paths.
     """
+    out = check_output_folder(Path(out_dir).absolute(), marker=BUILD_FILE, inputs=[path], overwrite=overwrite)
     samples = load_samples(path, image_root)
     if not samples:
         raise RepicError(f"{path} holds no samples; nothing to import")
-    out = _prepare(out_dir)
     root = resolve_image_root(path, image_root)
-    write_samples(out / TRAIN_FILE, samples, image_root=root)
     try:
         recorded = os.path.relpath(root, out)
     except ValueError:  # another drive: only an absolute path reaches it
         recorded = str(root)
-    atomic_write_json(
-        out / BUILD_FILE,
-        {
-            "format": "repic-build/1",
-            "image_root": recorded,
-            "source": str(Path(path).absolute()),
-            "counts": {"train": {row.task: row.count for row in task_mix(samples)}},
-        },
-    )
+    with replace_folder(out, marker=BUILD_FILE, inputs=[path], overwrite=overwrite) as staging:
+        write_samples(staging / TRAIN_FILE, samples, image_root=root)
+        atomic_write_json(
+            staging / BUILD_FILE,
+            {
+                "format": "repic-build/1",
+                "image_root": recorded,
+                "source": str(Path(path).absolute()),
+                "counts": {"train": {row.task: row.count for row in task_mix(samples)}},
+            },
+        )
     return out, samples

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json, atomic_write_jsonl
+from ..concepts.database import image_problem
 from ..errors import RepicError
 from ..records import Sample
 from ..tasks import OFFICIAL_NAMES, TASKS, normalize_task
@@ -46,13 +47,21 @@ _REQUIRED = ("image", "problem", "solution")
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-def load_samples(path: str | os.PathLike, image_root: str | os.PathLike | None = None) -> list[Sample]:
-    """Read an official RePIC sample file (JSON list or JSONL); images resolved to absolute paths."""
+def load_samples(
+    path: str | os.PathLike, image_root: str | os.PathLike | None = None, *, decode_images: bool = False
+) -> list[Sample]:
+    """Read an official RePIC sample file (JSON list or JSONL); images resolved to absolute paths.
+
+    Every image must exist; with ``decode_images`` (``repic data inspect``) every one is also opened and
+    decoded, so a truncated file or a text file named ``.png`` is reported here, not in the middle of a run.
+    """
     path = Path(path)
     rows = read_rows(path)
     root = resolve_image_root(path, image_root)
     samples = [_parse_row(row, f"{path} row {number}") for number, row in rows]
     _check_images_exist(path, samples, root, explicit_root=image_root is not None)
+    if decode_images:
+        _check_images_decode(path, samples, root)
     for sample in samples:
         sample.images = [str(root / image) for image in sample.images]
     return samples
@@ -60,6 +69,8 @@ def load_samples(path: str | os.PathLike, image_root: str | os.PathLike | None =
 
 def read_rows(path: Path) -> list[tuple[int, Any]]:
     """``(row number, parsed JSON)`` for each row: list items of a ``.json`` file, lines of anything else."""
+    if path.is_dir():
+        raise RepicError(f"sample file {path} is a folder; give a .json list or .jsonl file")
     if not path.is_file():
         raise RepicError(f"sample file {path} does not exist; check the path (a .json list or .jsonl file)")
     try:
@@ -182,6 +193,16 @@ def check_box(box: Any, where: str) -> None:
         raise RepicError(
             f"{where}: box {list(box)} is inverted, empty or negative; "
             "write it as [left, top, right, bottom] in pixels with left < right and top < bottom"
+        )
+
+
+def _check_images_decode(path: Path, samples: Sequence[Sample], root: Path) -> None:
+    images = sorted({image for sample in samples for image in sample.images})
+    broken = [f"{image} {problem[1]}" for image in images if (problem := image_problem(root / image))]
+    if broken:
+        listed = "\n  ".join(broken)
+        raise RepicError(
+            f"{path}: {len(broken)} image(s) cannot be used; replace or remove them:\n  {listed}"
         )
 
 

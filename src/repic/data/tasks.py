@@ -9,7 +9,10 @@ Each builder draws from a ``Source`` (one split of a synthetic or imported ``Col
     OUT/eval/oct.jsonl, vlt.jsonl                  held-out OCT / VLT samples, official format
     OUT/eval/database.json, eval/images/           the held-out concepts' database, for retrieval
     OUT/build.json        config, counts, caption lengths, notices and ``image_root`` (the collection
-                          folder, relative to OUT); written last, so it marks a complete build
+                          folder, relative to OUT); it marks a complete build
+
+The folder is built beside OUT and swapped in at the end (``repic.outputs.replace_folder``): a rebuild
+with ``overwrite`` that fails or is interrupted leaves the previous build as it was.
 
 Choices, and why:
 
@@ -42,7 +45,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -52,6 +54,7 @@ from .. import prompts
 from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..concepts.database import ConceptDatabase
 from ..errors import RepicError
+from ..outputs import check_output_folder, replace_folder
 from ..records import Box, Concept, Sample, Scene
 from ..tasks import normalize_task
 from .collection import Collection
@@ -471,51 +474,39 @@ def build_samples(collection: Collection, config: BuildConfig = _DEFAULT) -> Bui
     return Built(train, sft, evaluation, notices, (min(lengths), max(lengths)))
 
 
-def _prepare_output(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RepicError(f"{out_dir} is a file; give a folder for the build")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
-        return
-    if not overwrite or not (out_dir / BUILD_FILE).is_file():
-        has_build = (out_dir / BUILD_FILE).is_file()
-        reason = "pass --overwrite to replace it" if has_build else "it holds no build.json"
-        raise RepicError(f"{out_dir} is not empty ({reason}); choose a new folder")
-    (out_dir / BUILD_FILE).unlink()  # first: an interrupted rebuild leaves no folder claiming to be complete
-    for name in (TRAIN_FILE, SFT_FILE):
-        (out_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / EVAL_DIR, ignore_errors=True)
-
-
 def build(collection: Collection, out_dir: str | os.PathLike, config: BuildConfig = _DEFAULT, *,
           overwrite: bool = False) -> Built:
     """Build every sample of ``collection`` and write the build folder (layout in the module docstring)."""
     out_dir = Path(out_dir).absolute()
+    check_output_folder(out_dir, marker=BUILD_FILE, inputs=[collection.root], overwrite=overwrite)
     built = build_samples(collection, config)
-    _prepare_output(out_dir, overwrite)
-    write_samples(out_dir / TRAIN_FILE, built.train, image_root=collection.root)
-    write_samples(out_dir / SFT_FILE, built.sft, image_root=collection.root)
-    for name, rows in built.evaluation.items():
-        if name in CAPTION_SETS:
-            atomic_write_jsonl(out_dir / EVAL_DIR / f"{name}.jsonl", rows)
-        else:
-            write_samples(out_dir / EVAL_DIR / f"{name}.jsonl", rows, image_root=collection.root)
-    if built.evaluation:  # the held-out database, with copies of its reference images, for retrieval
-        database = ConceptDatabase(out_dir / EVAL_DIR / "database.json")
-        for concept in collection.concepts_in("heldout"):
-            database.add(concept, store="copy", images_dir=out_dir / EVAL_DIR / "images")
-        database.save()
     try:
         image_root = os.path.relpath(collection.root, out_dir)
     except ValueError:  # another drive: only an absolute path reaches it
         image_root = str(collection.root)
-    counts = {
-        "train": {row.task: row.count for row in task_mix(built.train)},
-        "sft": len(built.sft),
-        "eval": {name: len(rows) for name, rows in built.evaluation.items()},
-    }
-    atomic_write_json(out_dir / BUILD_FILE, {
-        "format": "repic-build/1", "image_root": image_root, "seed": config.seed, "config": config.to_dict(),
-        "counts": counts, "caption_chars": {"min": built.caption_chars[0], "max": built.caption_chars[1]},
-        "notices": built.notices,
-    })
+    # Built beside OUT and swapped in at the end: a failed or interrupted rebuild keeps the previous build.
+    with replace_folder(out_dir, marker=BUILD_FILE, inputs=[collection.root], overwrite=overwrite) as staging:
+        write_samples(staging / TRAIN_FILE, built.train, image_root=collection.root)
+        write_samples(staging / SFT_FILE, built.sft, image_root=collection.root)
+        for name, rows in built.evaluation.items():
+            if name in CAPTION_SETS:
+                atomic_write_jsonl(staging / EVAL_DIR / f"{name}.jsonl", rows)
+            else:
+                write_samples(staging / EVAL_DIR / f"{name}.jsonl", rows, image_root=collection.root)
+        if built.evaluation:  # the held-out database, with copies of its reference images, for retrieval
+            database = ConceptDatabase(staging / EVAL_DIR / "database.json")
+            for concept in collection.concepts_in("heldout"):
+                database.add(concept, store="copy", images_dir=staging / EVAL_DIR / "images")
+            database.save()
+        counts = {
+            "train": {row.task: row.count for row in task_mix(built.train)},
+            "sft": len(built.sft),
+            "eval": {name: len(rows) for name, rows in built.evaluation.items()},
+        }
+        atomic_write_json(staging / BUILD_FILE, {
+            "format": "repic-build/1", "image_root": image_root, "seed": config.seed,
+            "config": config.to_dict(), "counts": counts,
+            "caption_chars": {"min": built.caption_chars[0], "max": built.caption_chars[1]},
+            "notices": built.notices,
+        })
     return built
