@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import RepicError, os_error_message
-from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd, train_cmd
+from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd, serve_cmd, train_cmd
 
 app = typer.Typer(
     name="repic",
@@ -31,6 +31,8 @@ app.add_typer(train_cmd.app, name="train")
 app.command("eval")(eval_cmd.eval_command)
 app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)
+app.command("serve")(serve_cmd.serve_command)
+app.command("app")(serve_cmd.app_command)
 
 COMMAND_PLUGINS = "repic.commands"  # entry-point group: functions that add commands (the embedded world's)
 

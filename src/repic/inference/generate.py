@@ -173,7 +173,8 @@ def _generate(model, processor, texts, images, settings: GenerationSettings, cac
     """The new token ids of each row of one batch."""
     import torch
 
-    inputs = processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
+    # A batch of text-only prompts has no images: the processor wants None then, not an empty list.
+    inputs = processor(text=texts, images=images or None, padding=True, padding_side="left", return_tensors="pt")
     inputs = inputs.to(device)
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)

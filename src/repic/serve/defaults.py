@@ -1,0 +1,79 @@
+"""What ``repic app`` and ``repic serve`` open when told nothing: the latest demo run, else what ships.
+
+- **Model**: ``repic-demo/runs/repic/final`` (the RePIC model of the latest ``repic demo`` run in the
+  current folder) when it is there, else the tiny base shipped in the package.
+- **Database**: ``repic-concepts/database.json`` in the current folder. The first time it does not exist,
+  it is made as a copy of the demo's world database (``repic-demo/world/database.json``) or, without a
+  demo, of the concept database shipped in the package (``repic/assets/concepts``, made with
+  ``repic data synth``). A copy, because the app and the server write to their database: neither the
+  demo's folder nor the installed package is ever edited.
+
+The demo's folder layout is read as plain paths; nothing of the demo's code is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..concepts.database import ConceptDatabase, load_database
+from ..errors import RepicError
+from ..locking import locked
+from ..records import Concept
+from ..shipped import shipped_base_path
+
+DEMO_FOLDER = Path("repic-demo")
+DEMO_MODEL = Path("runs/repic/final")
+DEMO_DATABASE = Path("world/database.json")
+DEFAULT_DATABASE = Path("repic-concepts/database.json")
+SHIPPED_CONCEPTS = Path(__file__).resolve().parent.parent / "assets" / "concepts" / "database.json"
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A path and the words that say where it came from (printed at start-up)."""
+
+    path: Path
+    origin: str
+
+
+def default_model(cwd: Path | None = None) -> Chosen:
+    """The latest demo run's RePIC model in ``cwd``, else the shipped tiny base."""
+    demo = (cwd or Path.cwd()) / DEMO_FOLDER / DEMO_MODEL
+    if (demo / "config.json").is_file() or (demo / "adapter_config.json").is_file():
+        return Chosen(demo, "the RePIC model of the latest `repic demo` run")
+    return Chosen(shipped_base_path(), "the tiny base shipped with repic (run `repic demo` for a RePIC model)")
+
+
+def shipped_concepts_path() -> Path:
+    """The concept database shipped in the package (16 concepts of the built-in world, read-only)."""
+    if not SHIPPED_CONCEPTS.is_file():
+        raise RepicError(f"the shipped concept database is missing at {SHIPPED_CONCEPTS}; reinstall repic")
+    return SHIPPED_CONCEPTS
+
+
+def default_database(cwd: Path | None = None) -> Chosen:
+    """``repic-concepts/database.json`` in ``cwd``, made from the demo's or the shipped concepts if missing."""
+    root = cwd or Path.cwd()
+    target = root / DEFAULT_DATABASE
+    demo = root / DEMO_FOLDER / DEMO_DATABASE
+    source = demo if demo.is_file() else shipped_concepts_path()
+    if target.is_file():
+        return Chosen(target, "the default concept database")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with locked(target, what="database"):
+        if not target.is_file():
+            copy_database(source, target)
+    what = "the demo's world" if source == demo else "the concepts shipped with repic"
+    return Chosen(target, f"a new database with {what}")
+
+
+def copy_database(source: Path, target: Path) -> ConceptDatabase:
+    """A copy of the database at ``source`` written to ``target``, its images copied beside it."""
+    original = load_database(source)
+    copy = ConceptDatabase(target)
+    for concept in original:
+        copy.add(Concept(concept.tag, concept.name, concept.category, concept.info, list(concept.images),
+                         dict(concept.extra)), store="copy")
+    copy.save()
+    return copy

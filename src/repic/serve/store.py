@@ -1,0 +1,205 @@
+"""The concept database behind the app and the server: shared by threads and processes, nothing lost.
+
+``ConceptStore(path)`` serves reads from an in-memory snapshot of ``database.json`` and makes every edit a
+read-modify-write of the file under a file lock. What it chose and why:
+
+- **The database's lock around each read-modify-write** (``repic.concepts.database.edit_database``,
+  ``repic.locking``): the file is re-read inside the lock, edited and saved atomically, so two writers
+  (two requests, the app and a server, or ``repic db add`` on the same file) never overwrite each
+  other's concepts, and a reader never sees half a file.
+- **Snapshots by file stamp**: a read first compares the file's modification time and size with the
+  snapshot's and reloads when they differ, so edits made by another process show up without a restart.
+- **The retrieval index follows the content hash** (``repic.concepts.index.open_index``): it is rebuilt
+  at the first retrieval after an edit (``open_index`` holds the index's own lock) and reused
+  otherwise; a burst of edits costs one rebuild.
+- **Uploaded reference images** are written into a temporary folder and copied by
+  ``ConceptDatabase.add`` into the database's ``images/<tag>/``, so the database owns its files. Removing
+  a concept deletes the copies it owned (``discard_images``) after the file is saved.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from PIL import Image
+
+from ..concepts.database import ConceptDatabase, edit_database, load_database
+from ..concepts.embed import BUILTIN_EMBEDDER, Embedder, load_embedder
+from ..errors import RepicError
+from ..records import Concept, concept_tag, strip_tag
+from .uploads import ServiceError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    stamp: tuple[int, int]
+    database: ConceptDatabase
+
+
+class ConceptStore:
+    """One ``database.json``: snapshot reads, locked edits, and the retrieval index kept current."""
+
+    def __init__(self, path: str | Path, *, embedder: str | Embedder = BUILTIN_EMBEDDER):
+        self.path = Path(path).absolute()
+        if not self.path.is_file():
+            raise RepicError(f"database {self.path} does not exist; create it with `repic db init {self.path}`")
+        self._memory_lock = threading.RLock()
+        self._embedder_spec = embedder
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._snapshot: _Snapshot | None = None
+        self._index = None  # (database hash, ConceptIndex)
+        self.database()  # a malformed file fails at start-up, not at the first request
+
+    # ------------------------------------------------------------------------------------------ reading
+    def _stamp(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_size
+
+    def database(self) -> ConceptDatabase:
+        """The database as the file holds it now (a snapshot: do not edit it, use ``add`` / ``update`` / ...)."""
+        with self._memory_lock:
+            stamp = self._stamp()
+            if self._snapshot is None or self._snapshot.stamp != stamp:
+                self._snapshot = _Snapshot(stamp, load_database(self.path))
+            return self._snapshot.database
+
+    def get(self, tag: str) -> Concept:
+        """The concept ``bo`` / ``<bo>``; 404 naming close matches when unknown."""
+        database = self.database()
+        if tag not in database:
+            try:
+                database.get(tag)
+            except RepicError as exc:
+                raise ServiceError(404, str(exc)) from None
+        return database.get(tag)
+
+    def index(self):
+        """The retrieval index of the current database (rebuilt after edits)."""
+        from ..concepts.index import open_index
+
+        database = self.database()
+        if not len(database):
+            raise ServiceError(409, f"{self.path} has no concepts yet; add one before asking for retrieval")
+        with self._memory_lock:
+            if self._index is not None and self._index[0] is database:
+                return self._index[1]
+            if self._embedder is None:
+                self._embedder = load_embedder(self._embedder_spec)
+            opened = open_index(database, self._embedder)
+            self._index = (database, opened.index)
+            return opened.index
+
+    def retriever(self, k: int):
+        """A ``Retriever`` of the current database for the top ``k`` concepts (``k`` capped at its size)."""
+        from ..concepts.retrieve import Retriever
+
+        index = self.index()
+        database = self.database()
+        if self._index is None or self._index[0] is not database:  # changed between the two reads
+            index = self.index()
+            database = self.database()
+        return Retriever(database, index, self._embedder, k=max(1, min(k, len(database))))
+
+    # ------------------------------------------------------------------------------------------ editing
+    def _modify(self, edit: Callable[[ConceptDatabase], T]) -> T:
+        with edit_database(self.path) as database:
+            result = edit(database)
+            database.save()
+        with self._memory_lock:
+            self._snapshot = None
+        return result
+
+    def add(self, tag: str, *, category: str, images: Sequence[Image.Image], name: str = "", info: str = "") -> Concept:
+        """Add a concept with uploaded reference images; 409 when the tag is taken, 400 for empty fields."""
+        tag = _checked_new_tag(tag)
+        if not images:
+            raise ServiceError(400, f"concept {tag} needs at least one reference image; upload one")
+        if not category.strip():
+            raise ServiceError(400, f"concept {tag} needs a category (dog, mug, person...); give one")
+
+        def edit(database: ConceptDatabase) -> Concept:
+            if tag in database:
+                raise ServiceError(409, f"concept {tag} is already in the database; choose another name or edit it")
+            with tempfile.TemporaryDirectory(prefix="repic-upload-") as folder:
+                files = _write_uploads(Path(folder), strip_tag(tag), images)
+                concept = Concept(tag, (name or strip_tag(tag)).strip(), category.strip(), info.strip(), files)
+                return database.add(concept, store="copy")
+
+        return self._modify(edit)
+
+    def update(
+        self, tag: str, *, name: str | None = None, category: str | None = None, info: str | None = None,
+        images: Sequence[Image.Image] | None = None,
+    ) -> Concept:
+        """Change a concept's fields, or replace its reference images; 404 when unknown."""
+        if category is not None and not category.strip():
+            raise ServiceError(400, f"the category of {concept_tag(tag)} cannot be empty; give one")
+        if name is not None and not name.strip():
+            raise ServiceError(400, f"the name of {concept_tag(tag)} cannot be empty; give one")
+        if images is not None and not images:
+            raise ServiceError(400, "an update with images needs at least one; upload one or leave images out")
+        old: list[Concept] = []
+
+        def edit(database: ConceptDatabase) -> Concept:
+            current = _existing(database, tag)
+            changed = replace(
+                current,
+                name=current.name if name is None else name.strip(),
+                category=current.category if category is None else category.strip(),
+                info=current.info if info is None else info.strip(),
+            )
+            if images is None:
+                database.concepts[current.tag] = changed
+                return changed
+            old.append(database.remove(current.tag))
+            with tempfile.TemporaryDirectory(prefix="repic-upload-") as folder:
+                files = _write_uploads(Path(folder), strip_tag(current.tag), images)
+                return database.add(replace(changed, images=files), store="copy")
+
+        updated = self._modify(edit)
+        if old:
+            self._discard(old[0])
+        return updated
+
+    def remove(self, tag: str) -> Concept:
+        """Remove a concept and the image copies it owned; 404 when unknown."""
+        removed = self._modify(lambda database: database.remove(_existing(database, tag).tag))
+        self._discard(removed)
+        return removed
+
+    def _discard(self, concept: Concept) -> None:
+        with edit_database(self.path) as database:
+            database.discard_images(concept)
+
+
+def _existing(database: ConceptDatabase, tag: str) -> Concept:
+    try:
+        return database.get(tag)
+    except RepicError as exc:
+        raise ServiceError(404, str(exc)) from None
+
+
+def _checked_new_tag(tag: str) -> str:
+    bare = strip_tag(concept_tag(tag.strip())) if tag.strip() else ""
+    if not bare.strip():
+        raise ServiceError(400, "the concept needs a name, e.g. 'bo' (written <bo> in captions)")
+    if "<" in bare or ">" in bare or bare != bare.strip():
+        raise ServiceError(400, f"the name {tag!r} may not hold angle brackets or spaces at its ends; write e.g. 'bo'")
+    return concept_tag(bare)
+
+
+def _write_uploads(folder: Path, stem: str, images: Sequence[Image.Image]) -> list[Path]:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "concept"
+    files = []
+    for number, image in enumerate(images, start=1):
+        path = folder / f"{safe}_{number}.png"
+        image.convert("RGB").save(path, format="PNG")
+        files.append(path)
+    return files
