@@ -25,6 +25,7 @@ from ..errors import RepicError
 from ..inference.caption import ANSWERS_JSONL, CAPTIONS_JSON, CAPTIONS_JSONL, MODES, SUMMARY_JSON
 from ..inference.generate import CACHES, BatchDone, GenerationSettings
 from ..inference.queries import Query, image_queries, read_eval_file
+from ..outputs import check_output_file
 from ..prompts import BOX_STYLES
 
 _out = Console(highlight=False)
@@ -149,9 +150,10 @@ def caption_command(
         max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=sample, temperature=temperature,
         top_p=top_p, seed=seed, cache=cache,
     )
-    existing = _existing_outputs(out, overwrite)
+    existing = _existing_outputs(out, overwrite, inputs=[eval_file, database])
     queries = _queries(eval_file, images, concepts, question, image_root)[:limit]
     db = _database(database, eval_file)
+    _check_concepts(queries, db, mode)
     retriever, index_info = None, None
     if _needs_retrieval(queries, mode):
         if db is None:
@@ -188,16 +190,37 @@ def caption_command(
         if name not in written:
             (out / name).unlink()
     _report(run, written)
+    if not run.results:  # nothing captioned is a failure, so scripts notice
+        _err.print(Text(f"error: no query could be answered: all {len(run.skipped)} were skipped (reasons above, "
+                        f"and in {written[SUMMARY_JSON]}); fix the inputs and run again", style="bold red"),
+                   soft_wrap=True)
+        raise typer.Exit(1)
 
 
-def _existing_outputs(out: Path, overwrite: bool) -> list[str]:
-    """Output files already in ``out``; an error unless ``overwrite``."""
+def _existing_outputs(out: Path, overwrite: bool, inputs: list[Path | None]) -> list[str]:
+    """Output files already in ``out``; an error unless ``overwrite``, or when one is an input or unwritable."""
     if out.exists() and not out.is_dir():
         raise RepicError(f"{out} is a file; --out takes a folder for the outputs")
-    existing = [name for name in (CAPTIONS_JSON, CAPTIONS_JSONL, ANSWERS_JSONL, SUMMARY_JSON) if (out / name).exists()]
+    names = (CAPTIONS_JSON, CAPTIONS_JSONL, ANSWERS_JSONL, SUMMARY_JSON)
+    for name in names:  # before the model loads: a late refusal would cost every answer generated
+        check_output_file(out / name, inputs=inputs, overwrite=True, option="output")
+    existing = [name for name in names if (out / name).exists()]
     if existing and not overwrite:
         raise RepicError(f"{out} already holds {', '.join(existing)}; pass --overwrite or choose another --out")
     return existing
+
+
+def _check_concepts(queries: list[Query], db: ConceptDatabase | None, mode: str) -> None:
+    """Every concept a prompt will show must be in the database, checked before the model loads."""
+    if mode == "retrieve":  # the prompts show retrieved concepts, which come from the database
+        return
+    named = sorted({tag for query in queries if query.references is None for tag in query.concepts})
+    if not named:
+        return
+    if db is None:
+        raise RepicError(f"each prompt needs the Info of {', '.join(named)} from a concept database; pass --database")
+    for tag in named:
+        db.get(tag)  # an unknown tag raises, naming close matches
 
 
 def _queries(eval_file, images, concepts, question, image_root) -> list[Query]:
@@ -207,6 +230,9 @@ def _queries(eval_file, images, concepts, question, image_root) -> list[Query]:
         if concepts or question:
             raise RepicError("--concepts and --question are for --images; an evaluation file brings its own")
         return read_eval_file(eval_file, image_root)
+    missing = [str(path) for path in images if not Path(path).expanduser().exists()]
+    if missing:
+        raise RepicError(f"--images {', '.join(missing)}: not found; give existing image files or folders")
     tags = [tag.strip() for value in concepts or [] for tag in value.split(",") if tag.strip()]
     return image_queries(list(images), question=question, concepts=tags)
 

@@ -101,6 +101,13 @@ def eval_command(
     aliases = _display_names(database) if database is not None else {}
     # Read every file before printing anything, so a bad last file does not leave half a report.
     loaded = [load_predictions(path, on_error=on_error) for path in predictions]
+    for file in loaded:  # nothing scored is a failure, so a script that evaluates an empty dump notices
+        if not (file.captions or file.recognition or file.localization):
+            skipped = f" ({file.skipped_message()})" if file.skipped else ""
+            raise RepicError(
+                f"{file.path} has no row to score{skipped}; give a caption dump (a JSON list of "
+                "[image, [concepts], caption, question] rows) or predictions JSONL from `repic caption`"
+            )
     reports = []
     for file in loaded:
         report = _file_report(file, aliases, official_variant)
@@ -153,8 +160,6 @@ def _print_report(file: LoadedPredictions, report: dict[str, Any]) -> None:
         _out.print(_recognition_table(report["recognition"]))
     if report["localization"] is not None:
         _out.print(_localization_table(report["localization"]))
-    if not (file.captions or file.recognition or file.localization):
-        _say("no rows to score", "yellow")
 
 
 def _captions_table(captions: dict[str, Any]) -> Table:
