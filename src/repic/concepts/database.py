@@ -12,11 +12,13 @@ Choices, and why:
   image or its entry already had the field, so single-image databases keep the official shape. RAP indexes
   every image file of the database folder and ``path_to_concept`` maps each to its concept, so in an entry
   without ``images`` a ``path_to_concept`` entry naming that concept counts as one more of its images.
-- Paths. Relative image paths resolve against ``image_root`` when given (the official files store paths
-  relative to their repository root), else against the database file's folder. ``Concept.images`` are
-  absolute and symlinks are not followed, so a linked image keeps its own path. A linked database file
-  is the file it links to: its folder is the real file's folder, and saves write through the link. On save, a path read from
-  the file is written back as the very same string whenever it still points at the same file (a load/save
+- Paths. Relative image paths resolve against ``image_root`` when given, else against the database file's
+  folder, else, when no file is there, against the working directory: the official files store paths
+  relative to their repository root (``./__assets__/multi/bengio.jpg``) and are used from there. An image
+  found in neither place is reported with both folders tried. ``Concept.images`` are absolute and symlinks
+  are not followed, so a linked image keeps its own path. A linked database file is the file it links to:
+  its folder is the real file's folder, and saves write through the link. On save, a path read from the
+  file is written back as the very same string whenever it still points at the same file (a load/save
   round trip rewrites no path the user did not touch); other paths are written relative to that same base
   folder when under it, else absolute.
 - Nothing is lost silently. Unknown fields (per concept and top level) are kept in ``Concept.extra`` and
@@ -178,6 +180,7 @@ class ConceptDatabase:
         self._listed: set[str] = set()  # tags whose entry has an ``images`` list
         self._link_order: list[Path] = []  # path_to_concept images in file order, kept on save
         self._stray_links: dict[Path, str] = {}  # path_to_concept entries that name no image of their tag
+        self._looked_up: dict[Path, str] = {}  # missing images of relative paths -> where they were looked for
 
     # ----------------------------------------------------------------------------------------- reading
     @classmethod
@@ -234,7 +237,7 @@ class ConceptDatabase:
             spelled += listed
         images: list[Path] = []
         for string in spelled:
-            image = _absolute(string, self.base_dir)
+            image = self._resolve(string)
             if image not in images:  # ``image`` is normally repeated as the first of ``images``
                 images.append(image)
                 self._spelled.setdefault(image, string)
@@ -244,7 +247,7 @@ class ConceptDatabase:
     def _read_links(self, links: dict[str, str]) -> None:
         owners = self._image_owners()
         for string, tag in links.items():
-            image = _absolute(string, self.base_dir)
+            image = self._resolve(string)
             self._spelled.setdefault(image, string)
             self._link_order.append(image)
             if owners.get(image) == tag:
@@ -255,6 +258,24 @@ class ConceptDatabase:
                 owners[image] = tag
             else:
                 self._stray_links[image] = tag
+
+    def _resolve(self, string: str) -> Path:
+        """An image path of the file as an absolute path: see "Paths" in the module docstring."""
+        image = _absolute(string, self.base_dir)
+        if self.image_root is not None or Path(string).is_absolute() or image.exists() or image.is_symlink():
+            return image
+        from_cwd = _absolute(string, Path.cwd())
+        if from_cwd.exists():  # the official files' paths start at their repository root, where users stand
+            return from_cwd
+        self._looked_up[image] = (
+            f"the relative path {string!r} was looked up from the database's folder {self.base_dir} and from the "
+            "working directory; pass --image-root with the folder it starts from"
+        )
+        return image
+
+    def where_looked(self, image: Path) -> str:
+        """For a missing image read from a relative path: which folders were tried and what to do, else ''."""
+        return self._looked_up.get(image, "")
 
     def _image_owners(self) -> dict[Path, str]:
         """Each image's concept; the first one in file order when two concepts share an image."""
@@ -293,7 +314,9 @@ class ConceptDatabase:
     def _spell(self, image: Path, base: Path) -> str:
         """How to write ``image``: as the file spelled it when that still fits, else relative or absolute."""
         original = self._spelled.get(image)
-        if original is not None and _absolute(original, base) == image:
+        if original is not None and (
+            _absolute(original, base) == image or (base == self.base_dir and self._resolve(original) == image)
+        ):
             return original
         return image.relative_to(base).as_posix() if image.is_relative_to(base) else str(image)
 
@@ -469,7 +492,8 @@ class ConceptDatabase:
                     checked[image] = image_problem(image)
                 if checked[image] is not None:
                     kind, reason = checked[image]
-                    problems.append(Problem(kind, tag, image, f"image {image} of {tag} {reason}"))
+                    looked = f" ({self.where_looked(image)})" if self.where_looked(image) else ""
+                    problems.append(Problem(kind, tag, image, f"image {image} of {tag} {reason}{looked}"))
                 if image in owners and owners[image] != tag:
                     message = f"image {image} of {tag} is also an image of {owners[image]}; give each its own"
                     problems.append(Problem("duplicate_image", tag, image, message))

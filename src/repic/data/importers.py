@@ -103,7 +103,7 @@ def read_boxes(path: str | os.PathLike, base: Path) -> list[BoxRow]:
     """Read a JSON or CSV boxes file; image paths resolve against ``base``."""
     path = Path(path)
     if not path.is_file():
-        raise RepicError(f"boxes file {path} does not exist; give a .json or .csv file")
+        raise RepicError(f"boxes file {path} {'is a folder' if path.is_dir() else 'does not exist'}; give a .json or .csv file")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())

@@ -43,6 +43,7 @@ from PIL import Image
 from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..errors import RepicError
 from ..prompts import BOX_STYLES, inference_messages, training_messages
+from ..shipped import resolve_model_name
 from .generate import BatchDone, GenerationSettings, PromptInput, generate_batched
 from .queries import Query
 
@@ -79,7 +80,7 @@ def load_for_captioning(
 
     from ..models.load import load_policy
 
-    folder = Path(model).expanduser()
+    folder = Path(resolve_model_name(str(model))).expanduser()
     adapter_config = folder / "adapter_config.json"
     is_adapter = folder.is_dir() and adapter_config.is_file() and not (folder / "config.json").is_file()
     if base is not None and not is_adapter:
@@ -319,7 +320,7 @@ class Captioner:
         else:
             references = self._given_references(query)
         retrieval_seconds = time.perf_counter() - started if retrieve else 0.0
-        images = [_open(path, f"reference image of {tag}") for tag, path in references]
+        images = [self._reference(tag, path) for tag, path in references]
         infos = [(tag, self._concept(tag, query).info) for tag, _ in references]
         messages = inference_messages(infos, query.question)
         prompt = PromptInput(messages, [*images, query_image])
@@ -337,6 +338,11 @@ class Captioner:
             )
         return [(tag, self._concept(tag, query).images[0]) for tag in query.concepts]
 
+    def _reference(self, tag: str, path: Path) -> Image.Image:
+        """A concept's reference image; a missing one says where the database looked for it."""
+        hint = self.database.where_looked(path) if self.database is not None else ""
+        return _open(path, f"reference image of {tag}", hint)
+
     def _concept(self, tag: str, query: Query):
         if self.database is None:
             raise RepicError(
@@ -348,13 +354,13 @@ class Captioner:
             raise RepicError(f"{query.where}: {exc}") from None
 
 
-def _open(path: Path, what: str) -> Image.Image:
+def _open(path: Path, what: str, hint: str = "") -> Image.Image:
     """The image at ``path`` decoded to RGB, or ``_Unusable`` saying why not."""
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
     except FileNotFoundError:
-        raise _Unusable(f"{what} {path} does not exist") from None
+        raise _Unusable(f"{what} {path} does not exist" + (f" ({hint})" if hint else "")) from None
     except IsADirectoryError:
         raise _Unusable(f"{what} {path} is a folder") from None
     except Exception as exc:  # Pillow reports broken files with many types (OSError, SyntaxError, ...)

@@ -47,6 +47,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
 
 from ..errors import RepicError
+from ..shipped import SHIPPED_BASE_NAME, resolve_model_name
 
 VISION_TOWER_NAMES = ("visual", "vision_tower", "vision_model")
 PROJECTOR_NAMES = ("multi_modal_projector", "mm_projector", "connector")
@@ -507,13 +508,19 @@ def _hub_offline() -> bool:
 
 
 def _locate(model: str | os.PathLike) -> _Location:
-    """Decide whether ``model`` is a local folder or a hub id, and fail early when it cannot be found."""
-    source = str(model)
+    """Decide whether ``model`` is a local folder or a hub id, and fail early when it cannot be found.
+
+    ``tiny-base`` names the tiny base shipped with repic, as in the recipes, wherever a model is loaded.
+    """
+    source = resolve_model_name(str(model))
     path = Path(source).expanduser()
     if path.exists():
         return _local_location(source, path.resolve())
     if isinstance(model, os.PathLike) or not _HUB_ID.match(source):
-        raise RepicError(f"model folder not found: {path.resolve()} does not exist. Check the --model path")
+        raise RepicError(
+            f"model folder not found: {path.resolve()} does not exist. Check the model path, give a hub id "
+            f"(org/name), or {SHIPPED_BASE_NAME} for the tiny base shipped with repic"
+        )
     offline = _hub_offline()
     cached = huggingface_hub.try_to_load_from_cache(source, "config.json")
     location = _Location(source=source, target=source, from_hub=True, local_files_only=offline)
