@@ -29,7 +29,10 @@ match cannot see:
 
 - Whole names as phrases, case-insensitive, so multi-word names (``<black widow>``) can match at all.
 - Word boundaries instead of whitespace tokens: ``<Anya>'s`` and ``(Anya)`` name Anya; ``Anyas``, ``Bob``
-  for ``bo`` and the closing form ``</bo>`` do not.
+  for ``bo`` and the closing form ``</bo>`` do not. A hyphen joins words: a bare name glued to a word by one
+  is part of that word (``An x-ray image`` does not name ``<ray>``), while ``<ray>-shaped`` does.
+- A row's concepts are tags with a name: an empty tag ``<>``, or a concept listed twice, makes the row
+  malformed (skipped and counted, see ``repic.evaluate.predictions``), in both modes.
 - Angle brackets are optional around any name, and the words of a name may be joined by spaces,
   underscores, hyphens or nothing (``Quicksilver`` names ``<quick silver>``, ``Parrot 1`` names
   ``<Parrot_1>``).
@@ -248,8 +251,12 @@ class _StrictMatcher:
         # Longest first, so at any position the longest name wins ("captain america" over "america");
         # ties sorted too, so the compiled pattern does not depend on set order.
         alternatives = sorted(patterns, key=lambda pattern: (-len(pattern), pattern))
+        names = "|".join(alternatives)
+        # A bracketed name always counts; a bare one not when a hyphen glues it to a word ("x-ray", "ray-like").
         self.regex = (
-            re.compile(rf"(?<![\w/])<?(?P<name>{'|'.join(alternatives)})>?(?!\w)", re.IGNORECASE)
+            re.compile(
+                rf"(?<![\w/])<(?P<tagged>{names})>|(?<![\w/-])<?(?P<name>{names})>?(?![\w-])", re.IGNORECASE
+            )
             if alternatives
             else None
         )
@@ -260,7 +267,7 @@ class _StrictMatcher:
             return set()
         found: set[str] = set()
         for match in self.regex.finditer(caption):
-            found |= self.concepts_of_name.get(_name_key(match.group("name")), set())
+            found |= self.concepts_of_name.get(_name_key(match.group("tagged") or match.group("name")), set())
         return found
 
 

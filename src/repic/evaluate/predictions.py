@@ -20,8 +20,8 @@ Two formats are read, told apart by content, not by file name:
      y2]`` in pixels, x1 < x2 and y1 < y2); caption rows are scored against ``concepts``.
    - Any further fields (model name, decoding settings, timings) are allowed and left alone.
 
-Malformed rows (a row that is not a list of at least 3 items, concepts that are not a list of strings, a
-caption that is not a string, a line that is not JSON, a missing solution) never stop a file half-way:
+Malformed rows (a row that is not a list of at least 3 items, concepts that are not a list of strings, an
+empty tag ``<>``, a concept listed twice (case and brackets aside), a caption that is not a string, a line that is not JSON, a missing solution) never stop a file half-way:
 with ``on_error="skip"`` (the default) they are left out and listed in ``LoadedPredictions.skipped`` with
 their row number and what is wrong; with ``on_error="fail"`` the first one raises ``RepicError`` naming the
 file and row. Row numbers are 1-based positions in a JSON list, or line numbers in a JSONL file. Problems
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RepicError
+from ..records import concept_tag, strip_tag
 from ..tasks import normalize_task
 from .metrics import CaptionRow, LocalizationRow, RecognitionRow
 
@@ -232,6 +233,13 @@ def _concepts(value: Any, *, required: bool) -> tuple[str, ...]:
         )
     if required and not value:
         raise _MalformedRow("concepts is empty; a caption row needs the tags of the concepts in its image")
+    for tag in value:
+        if not strip_tag(tag.strip()).strip():
+            raise _MalformedRow(f"concepts has an empty tag {tag!r}; name each concept, e.g. '<bo>'")
+    keys = [concept_tag(tag.strip()).lower() for tag in value]
+    twice = sorted({tag for tag, key in zip(value, keys, strict=True) if keys.count(key) > 1})
+    if twice:  # counted twice it would weigh double in recall; once, the row says something else than meant
+        raise _MalformedRow(f"concepts lists {', '.join(twice)} more than once; list each concept once")
     return tuple(value)
 
 
