@@ -70,3 +70,31 @@ def test_a_link_and_its_target_share_one_lock(tmp_path):
     link = tmp_path / "link.json"
     link.symlink_to(real)
     assert lock_path(link) == lock_path(real) == real.parent / ".database.json.lock"
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused_before_anything_is_cleared(tmp_path):
+    from repic.train import load_config
+    from repic.train.session import open_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("method: grpo\n")  # an earlier run that --overwrite would clear
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import time; from repic.locking import hold\n"
+            f"lock = hold({str(run)!r}); print('held', flush=True); time.sleep(30)"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    config = load_config("demo-tiny", [f"run.output_dir={run}"])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RepicError, match="is in use by another repic process"):
+            open_run(config, resume=False, overwrite=True)
+        assert (run / "config.yaml").is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    opened = open_run(config, resume=False, overwrite=True)  # free again once its holder ended
+    again = open_run(config, resume=False, overwrite=True)  # and this process may open it twice
+    assert again.lock is opened.lock

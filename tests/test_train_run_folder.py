@@ -130,3 +130,24 @@ def test_first_ctrl_c_asks_to_stop_the_second_stops_at_once():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is previous  # the caller's handler is back
+
+
+def test_log_appends_without_rewriting_and_drops_a_torn_tail(tmp_path, monkeypatch):
+    from repic.train import run_folder
+
+    path = tmp_path / "metrics.jsonl"
+    log = JsonlLog(path)
+    log.append({"step": 1})
+    rewrites = []
+    monkeypatch.setattr(run_folder, "atomic_write_jsonl", lambda *args: rewrites.append(args))
+    for step in range(2, 50):
+        log.append({"step": step})
+    assert rewrites == []  # appended, not rewritten: a row costs the same at step 2 and at step 50 000
+    with path.open("a") as handle:
+        handle.write('{"step": 50, "rew')  # a crash in the middle of a write
+    resumed = JsonlLog(path, keep_until=100)
+    assert [row["step"] for row in resumed.rows] == list(range(1, 50))
+    from repic.report.plots import RewardKeys, read_reward_series
+
+    curves = read_reward_series(path, RewardKeys(step="step", total="step", tasks={}))  # the report reads it too
+    assert len(next(iter(curves.values()))) == 49

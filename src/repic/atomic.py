@@ -5,6 +5,8 @@ the content is written to a temporary file in the destination folder, flushed to
 over the destination (``os.replace`` is atomic on POSIX and Windows when both sit on one filesystem).
 A symlinked destination is written through to the file it names, and a replaced file keeps its mode.
 Folders (model checkpoints) are built in a hidden sibling by ``atomic_folder`` and renamed into place.
+Logs that grow row by row (training metrics) are the one exception: ``append_jsonl`` appends a line at a
+time, and ``log_lines`` reads them back without the torn line a crash can leave at the end.
 """
 
 from __future__ import annotations
@@ -110,3 +112,26 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def append_jsonl(path: str | os.PathLike, row: Any) -> None:
+    """Append one JSON line to a log, written and flushed at once: O(1) per row, whatever the log's length.
+
+    A crash can tear only the line being written; ``log_lines`` drops such a tail on read.
+    """
+    target = write_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
+def log_lines(text: str) -> list[str]:
+    """The lines of an appended JSONL log, without a torn last line (one cut short by a crash)."""
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    return lines

@@ -7,7 +7,8 @@ real file (a symlink is followed, so a link and its target share one lock), beca
 replaced on every write and a lock on it would be lost with the old inode.
 
 - ``wait`` seconds (default 60) is how long a second writer waits for the first; then it fails with a
-  message naming the lock file. ``wait=0`` fails at once (a run folder another run is writing).
+  message naming the lock file. ``hold`` keeps a lock for a whole training run: a second run into the same
+  folder fails at once instead of clearing or interleaving the first one's checkpoints.
 - The lock is an OS lock (``filelock``): a crashed holder releases it, so a stale lock file never blocks.
 - Where no lock file can be made (a read-only folder), nothing can be written either, so the block runs
   unlocked: reading works, and a write reports its own error.
@@ -58,3 +59,26 @@ def locked(path: str | os.PathLike, *, wait: float = DEFAULT_WAIT_S, what: str =
         yield lock_file
     finally:
         lock.release()
+
+
+def hold(path: str | os.PathLike, *, what: str = "folder") -> FileLock | None:
+    """Take the lock of ``path`` for as long as this process works on it (a training run folder).
+
+    Another process that asks for it fails at once with a message; this process may take it again (the
+    lock is reentrant here, so a run resumed in the same process is not refused). ``release()`` the
+    returned lock when done; the OS releases it when the process ends. ``None`` where no lock file can
+    be made (see the module docstring).
+    """
+    lock_file = lock_path(path)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_file, timeout=0, is_singleton=True, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RepicError(
+            f"{what} {path} is in use by another repic process (it holds {lock_file}); wait for it to end, "
+            "or choose another folder"
+        ) from None
+    except OSError:
+        return None
+    return lock

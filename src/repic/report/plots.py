@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from ..atomic import log_lines
 from ..errors import RepicError
 from .results import EVALUATIONS, SCORER_MODES, Results
 
@@ -80,7 +81,7 @@ def read_reward_series(metrics_path: str | os.PathLike, keys: RewardKeys | None 
     keys = keys or RewardKeys()
     path = Path(metrics_path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = log_lines(path.read_text(encoding="utf-8"))  # a line torn by a crashed run is left out
     except FileNotFoundError:
         raise RepicError(
             f"metrics file {path} does not exist; pass the training run's metrics JSONL"

@@ -42,7 +42,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..atomic import atomic_write_json, atomic_write_jsonl
+from ..atomic import append_jsonl, atomic_write_json, atomic_write_jsonl, log_lines
 from ..errors import RepicError
 from ..rewards import completion_text
 from .config import CONFIG_FILE
@@ -173,17 +173,19 @@ def _plain(value: Any) -> Any:
 
 
 class JsonlLog:
-    """A JSONL log rewritten atomically on every append, so it is always whole.
+    """A JSONL log appended one line at a time (``repic.atomic.append_jsonl``), so a long run costs O(rows).
 
     ``keep_until`` (a step) keeps the rows of an earlier run up to that step: on resume, the rows a crash
-    left after the checkpoint are dropped, since the resumed run logs those steps again.
+    left after the checkpoint are dropped, since the resumed run logs those steps again. The kept rows are
+    written back once, atomically, before the first new row; a line torn by a crash is dropped on reading.
     """
 
     def __init__(self, path: Path, *, keep_until: int | None = None) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = []
+        self._started = False
         if keep_until is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in log_lines(path.read_text(encoding="utf-8")):
                 if line.strip():
                     row = json.loads(line)
                     if row.get("step", 0) <= keep_until:
@@ -192,7 +194,10 @@ class JsonlLog:
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append({key: _plain(value) for key, value in row.items()})
         if is_main_process():
-            atomic_write_jsonl(self.path, self.rows)
+            if not self._started:  # start over from the kept rows (an earlier run's file, or nothing)
+                atomic_write_jsonl(self.path, self.rows[:-1])
+                self._started = True
+            append_jsonl(self.path, self.rows[-1])
 
 
 # ------------------------------------------------------------------------------------------ callbacks

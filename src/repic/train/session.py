@@ -30,6 +30,7 @@ from typing import Any
 from ..atomic import atomic_folder, atomic_write_json
 from ..data.samples import load_samples
 from ..errors import RepicError
+from ..locking import hold
 from ..records import Sample
 from ..shipped import resolve_model_name
 from .config import TrainConfig, save_config
@@ -74,6 +75,7 @@ class OpenedRun:
     folder: RunFolder
     checkpoint: Path | None
     resumed_step: int | None
+    lock: Any = None  # the run folder's lock (``repic.locking.hold``), held by the main process until the end
 
     def log(self, path: Path) -> JsonlLog:
         return JsonlLog(path, keep_until=self.resumed_step if self.resumed_step is not None else -1)
@@ -87,13 +89,15 @@ def open_run(config: TrainConfig, *, resume: bool, overwrite: bool) -> OpenedRun
     """The run folder: new (refusing a non-empty one unless ``overwrite``) or resumed from its newest checkpoint."""
     if config.run.output_dir is None:
         raise RepicError("no run folder: set run.output_dir (--out DIR)")
+    # Before anything is read or cleared: two runs into one folder would delete or mix each other's files.
+    lock = hold(config.run.output_dir, what="run folder") if is_main_process() else None
     if resume:
         folder = RunFolder.existing(config.run.output_dir)
         checkpoint = folder.latest_checkpoint()
         step = checkpoint_step(checkpoint) if checkpoint is not None else 0
-        return OpenedRun(folder, checkpoint, step)
+        return OpenedRun(folder, checkpoint, step, lock)
     folder = RunFolder.create(config.run.output_dir, overwrite=overwrite)
-    return OpenedRun(folder, None, None)
+    return OpenedRun(folder, None, None, lock)
 
 
 def start_run(opened: OpenedRun, config: TrainConfig, command: str) -> None:
@@ -361,4 +365,6 @@ def finish_run(
     opened.folder.write_status(status="finished", step=step, final=str(result.final_dir),
                                wall_seconds=round(result.wall_seconds, 2))
     say(f"finished {step} steps in {result.wall_seconds:.1f} s; model in {result.final_dir}")
+    if opened.lock is not None:
+        opened.lock.release()
     return result
