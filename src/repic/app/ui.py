@@ -29,8 +29,13 @@ from ..serve.uploads import decode_image
 RETRIEVE, PICK = "Retrieve them (top-K)", "Pick them by hand"
 
 
+def _e(text: object) -> str:
+    """``text`` safe inside Markdown: ``<bo>`` would otherwise be read as an HTML tag and vanish."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _problem(exc: Exception) -> str:
-    return f"**Could not do that:** {exc}"
+    return f"**Could not do that:** {_e(exc)}"
 
 
 def highlighted(caption: str, names: list[str], display: dict[str, str]) -> list[tuple[str, str | None]]:
@@ -89,20 +94,21 @@ def build_app(service: CaptionService) -> gr.Blocks:
                     question = gr.Textbox(value=eval_question(0), label="Question", elem_id="question")
                     run = gr.Button("Caption", variant="primary", elem_id="caption-button")
                 with gr.Column():
-                    caption = gr.HighlightedText(label="Caption", elem_id="caption", combine_adjacent=True)
+                    caption = gr.HighlightedText(label="Caption", elem_id="caption", combine_adjacent=True,
+                                                show_inline_category=False, show_legend=False)
                     found = gr.Markdown(elem_id="caption-info")
-                    shown = gr.Gallery(label="References shown to the model", columns=4, height=200,
-                                       elem_id="references")
+                    shown = gr.Gallery(label="References shown to the model", columns=4, height=200, preview=False,
+                                       object_fit="contain", fit_columns=False, elem_id="references")
             with gr.Accordion("Ask about one concept", open=False):
                 with gr.Row():
-                    asked = gr.Dropdown(choices=tags(), label="Concept", elem_id="asked")
+                    asked = gr.Dropdown(choices=tags(), value=None, label="Concept", elem_id="asked")
                     recognize = gr.Button("Is it in the photo?", elem_id="recognize-button")
                     locate = gr.Button("Where is it?", elem_id="locate-button")
                 answer = gr.Markdown(elem_id="ask-info")
                 boxed = gr.Image(label="Where the model says it is", interactive=False, elem_id="boxed")
         with gr.Tab("Concepts", id="concepts-tab"):
-            gallery = gr.Gallery(value=concept_gallery(), label="Your concepts", columns=6, height=320,
-                                 elem_id="concept-gallery")
+            gallery = gr.Gallery(value=concept_gallery(), label="Your concepts", columns=6, height=320, preview=False,
+                                 object_fit="contain", elem_id="concept-gallery")
             concept_message = gr.Markdown(elem_id="concept-message")
             with gr.Row():
                 with gr.Column():
@@ -115,7 +121,7 @@ def build_app(service: CaptionService) -> gr.Blocks:
                     add = gr.Button("Add concept", variant="primary", elem_id="add-button")
                 with gr.Column():
                     gr.Markdown("### Edit or remove")
-                    chosen = gr.Dropdown(choices=tags(), label="Concept", elem_id="edit-pick")
+                    chosen = gr.Dropdown(choices=tags(), value=None, label="Concept", elem_id="edit-pick")
                     edit_name = gr.Textbox(label="Name", elem_id="edit-name")
                     edit_category = gr.Textbox(label="Category", elem_id="edit-category")
                     edit_info = gr.Textbox(label="Description", elem_id="edit-info")
@@ -123,7 +129,7 @@ def build_app(service: CaptionService) -> gr.Blocks:
                     sure = gr.Checkbox(label="Yes, remove this concept", elem_id="remove-sure")
                     remove = gr.Button("Remove", variant="stop", elem_id="remove-button")
         with gr.Tab("Model", id="model-tab"):
-            model_info = gr.Markdown(f"Serving **{service.model_info()['source']}**", elem_id="model-info")
+            model_info = gr.Markdown(f"Serving **{_e(service.model_info()['source'])}**", elem_id="model-info")
             model_path = gr.Textbox(label="Model folder, hub id or LoRA adapter folder", elem_id="model-path")
             base_path = gr.Textbox(label="Base model (for an adapter, if its config names none)", elem_id="base-path")
             load = gr.Button("Load model", elem_id="load-button")
@@ -152,7 +158,7 @@ def build_app(service: CaptionService) -> gr.Blocks:
                 if tag in database:
                     references.append((str(database.get(tag).images[0]), label))
             names = ", ".join(result["names"]) or "none"
-            info = (f"Names in the caption: **{names}** · shown: {', '.join(result['concepts_shown'])} · "
+            info = (f"Names in the caption: **{_e(names)}** · shown: {_e(', '.join(result['concepts_shown']))} · "
                     f"{result['timings']['total_s']:.2f} s")
             return highlighted(result["caption"], result["names"], display), info, references
 
@@ -164,7 +170,7 @@ def build_app(service: CaptionService) -> gr.Blocks:
             except RepicError as exc:
                 return _problem(exc)
             verdict = {True: "yes", False: "no", None: "no clear answer"}[result["present"]]
-            return f"Is {result['concept']} in the photo? **{verdict}** (the model said: {result['raw']!r})"
+            return f"Is {_e(result['concept'])} in the photo? **{verdict}** (the model said: {_e(repr(result['raw']))})"
 
         def do_locate(image, tag):
             if image is None or not tag:
@@ -174,10 +180,10 @@ def build_app(service: CaptionService) -> gr.Blocks:
             except RepicError as exc:
                 return _problem(exc), None
             if result["box"] is None:
-                return f"No box in the answer (the model said: {result['raw']!r})", None
+                return f"No box in the answer (the model said: {_e(repr(result['raw']))})", None
             drawn = image.convert("RGB").copy()
             ImageDraw.Draw(drawn).rectangle(result["box"], outline=(255, 0, 0), width=max(1, drawn.width // 80))
-            return f"{result['concept']} at {result['box']}", drawn
+            return f"{_e(result['concept'])} at {result['box']}", drawn
 
         def read_uploads(files) -> list[Image.Image]:
             images = []
@@ -195,9 +201,10 @@ def build_app(service: CaptionService) -> gr.Blocks:
                 if not images:
                     raise RepicError("upload at least one reference image of the concept")
                 concept = store.add(name, category=category or "", images=images, info=info or "")
-            except RepicError as exc:
-                return refreshed(_problem(exc))
-            return refreshed(f"Added **{concept.tag}** ({concept.category}) with {len(concept.images)} image(s).")
+            except RepicError as exc:  # the form keeps what was typed, so it can be corrected
+                return (*refreshed(_problem(exc)), gr.update(), gr.update(), gr.update(), gr.update())
+            added = f"Added **{_e(concept.tag)}** ({_e(concept.category)}) with {len(concept.images)} image(s)."
+            return (*refreshed(added), None, "", "", "")
 
         def do_pick(tag):
             if not tag:
@@ -215,18 +222,18 @@ def build_app(service: CaptionService) -> gr.Blocks:
                 concept = store.update(tag, name=name, category=category, info=info)
             except RepicError as exc:
                 return refreshed(_problem(exc))
-            return refreshed(f"Saved **{concept.tag}**.")
+            return refreshed(f"Saved **{_e(concept.tag)}**.")
 
         def do_remove(tag, confirmed):
             if not tag:
                 return (*refreshed("**Choose a concept to remove first.**"), confirmed)
             if not confirmed:
-                return (*refreshed(f"Tick **Yes, remove this concept** to remove {tag}."), False)
+                return (*refreshed(f"Tick **Yes, remove this concept** to remove {_e(tag)}."), False)
             try:
                 removed = store.remove(tag)
             except RepicError as exc:
                 return (*refreshed(_problem(exc)), False)
-            return (*refreshed(f"Removed **{removed.tag}**."), False)
+            return (*refreshed(f"Removed **{_e(removed.tag)}**."), False)
 
         def do_load(path, base):
             if not (path or "").strip():
@@ -235,14 +242,15 @@ def build_app(service: CaptionService) -> gr.Blocks:
                 info = service.load_model(path.strip(), base=(base or "").strip() or None)
             except RepicError as exc:
                 return _problem(exc)
-            return f"Serving **{info['source']}** ({info['mode']})"
+            return f"Serving **{_e(info['source'])}** ({_e(info['mode'])})"
 
         lists = [concept_message, gallery, picked, asked, chosen]
         run.click(do_caption, [photo, mode, top_k, picked, question, max_tokens, sample, temperature],
                   [caption, found, shown])
         recognize.click(do_recognize, [photo, asked], [answer])
         locate.click(do_locate, [photo, asked], [answer, boxed])
-        add.click(do_add, [new_images, new_name, new_category, new_info], lists)
+        form = [new_images, new_name, new_category, new_info]
+        add.click(do_add, form, [*lists, *form])
         chosen.change(do_pick, [chosen], [edit_name, edit_category, edit_info])
         save.click(do_save, [chosen, edit_name, edit_category, edit_info], lists)
         remove.click(do_remove, [chosen, sure], [*lists, sure])
