@@ -242,6 +242,31 @@ def format_box_answer(box: Box | Sequence[float], label: str = "", *, style: str
     raise RepicError(f"unknown box answer style {style!r}; use one of: {', '.join(BOX_STYLES)}")
 
 
+# --- LLM-judge preference evaluation (``repic eval judge``) --------------------------------------------
+# The paper's preference study asks a strong model which of two captions of one image is better. The
+# judge sees the image (when given), the concepts truly in it and both captions, and answers one word;
+# ``repic.evaluate.judge`` asks twice with the captions swapped to cancel the judge's order bias.
+
+JUDGE_SYSTEM_PROMPT = (
+    "You are an impartial judge of personalized image captions. A personalized caption describes the image "
+    "faithfully and calls every personal concept in it by its name, written in angle brackets like <bo>, "
+    "without naming concepts that are not in the image."
+)
+
+
+def judge_prompt(concepts: Sequence[str], question: str, caption_a: str, caption_b: str) -> str:
+    """The judge's question about one image: its concepts, the caption question and captions A and B."""
+    named = ", ".join(concepts) if concepts else "none"
+    asked = f'The captions answer: "{question}"\n' if question else ""
+    return (
+        f"The personal concepts in this image: {named}.\n{asked}"
+        f"Caption A: {caption_a.strip()}\n"
+        f"Caption B: {caption_b.strip()}\n"
+        "Which caption is more faithful to the image and names the right concepts? "
+        "Answer with exactly one word: A, B, or tie."
+    )
+
+
 # --- Base pretraining (generic tasks) -------------------------------------------------------------------
 # The built-in tiny model is pretrained on generic tasks of the synthetic world's training split
 # (``repic.world.pretrain_data``): describing, category questions and boxes, copying a name given in the

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import RepicError, os_error_message
-from . import caption_cmd, data_cmd, db_cmd, eval_cmd, merge_cmd, models_cmd, serve_cmd, train_cmd
+from . import caption_cmd, data_cmd, db_cmd, judge_cmd, merge_cmd, models_cmd, serve_cmd, train_cmd
 
 app = typer.Typer(
     name="repic",
@@ -28,7 +28,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(train_cmd.app, name="train")
-app.command("eval")(eval_cmd.eval_command)
+app.add_typer(judge_cmd.app, name="eval")  # `repic eval FILE...` scores; `repic eval judge A B`
 app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)
 app.command("serve")(serve_cmd.serve_command)
