@@ -7,6 +7,7 @@ Qwen2.5-VL-7B.
 
 from __future__ import annotations
 
+from .families import FAMILIES, Family, family_of
 from .load import (
     LoadedPolicy,
     LoraSettings,
@@ -21,6 +22,9 @@ from .load import (
 )
 
 __all__ = [
+    "FAMILIES",
+    "Family",
+    "family_of",
     "LoadedPolicy",
     "LoraSettings",
     "PolicyInfo",

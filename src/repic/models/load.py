@@ -17,10 +17,11 @@ What it chose and why:
 - **Three training modes**: LoRA (``lora=LoraSettings()``), full fine-tuning (``full_finetune=True``) or,
   with neither, a frozen model for inference and reference log-probabilities.
 - **LoRA as in the paper**: r 64, alpha 128, dropout 0.05 on every linear layer of the language model and
-  none in the vision side or the ``lm_head``. Layers are found generically: the vision side is every
-  module held under a ``visual`` / ``vision_tower`` / ``vision_model`` attribute plus the projector into
-  the language model (``multi_modal_projector`` / ``mm_projector`` / ``connector``; Qwen's ``merger`` lives
-  inside ``visual``), the ``lm_head`` is the output embedding, and the language model is the rest. The
+  none in the vision side or the ``lm_head``. Layers are found by the family table
+  (``repic.models.families``): the vision side is the module under the family's vision-tower attribute
+  (``visual``, ``vision_tower``, ``vision_model``) plus its projector into the language model
+  (``multi_modal_projector``, ``connector``; Qwen's ``merger`` lives inside ``visual``), the ``lm_head`` is
+  the output embedding, and the language model is the rest. The
   adapter targets the language side's linear layer names and excludes the vision side by prefix, because
   Qwen's vision MLP reuses the language MLP's names (``gate_proj``...).
 - **Frozen vision** (the default) sets ``requires_grad=False`` on the vision side in every mode. With LoRA
@@ -48,9 +49,8 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_
 
 from ..errors import RepicError
 from ..shipped import SHIPPED_BASE_NAME, resolve_model_name
+from .families import family_of
 
-VISION_TOWER_NAMES = ("visual", "vision_tower", "vision_model")
-PROJECTOR_NAMES = ("multi_modal_projector", "mm_projector", "connector")
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 DTYPES = {
     "bf16": torch.bfloat16,
@@ -227,8 +227,8 @@ def prepare_policy(
     if not vision and needs_vision:
         raise RepicError(
             f"could not find the vision tower of {architecture}: looked for submodules named "
-            f"{', '.join(VISION_TOWER_NAMES + PROJECTOR_NAMES)}. Pass freeze_vision=False and explicit "
-            "LoRA target_modules for this model"
+            f"{', '.join(family_of(policy).vision + family_of(policy).projector)}. Pass freeze_vision=False "
+            "and explicit LoRA target_modules for this model, or add its family to repic.models.families"
         )
 
     lora_targets: list[str] = []
@@ -265,11 +265,13 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 def vision_module_names(model: torch.nn.Module) -> list[str]:
     """Qualified names of the vision side: the vision tower(s) and the projector into the language model.
 
-    Only the outermost match counts, so ``model.visual`` is returned and not its blocks.
+    The attribute names are the model family's (``repic.models.families``). Only the outermost match
+    counts, so ``model.visual`` is returned and not its blocks.
     """
+    family = family_of(model)
     found: list[str] = []
     for name, _module in model.named_modules():
-        if name.rsplit(".", 1)[-1] in VISION_TOWER_NAMES + PROJECTOR_NAMES and not _under_any(name, found):
+        if name.rsplit(".", 1)[-1] in family.vision + family.projector and not _under_any(name, found):
             found.append(name)
     return found
 
@@ -378,6 +380,8 @@ def inspect_model(model: str | os.PathLike) -> dict[str, Any]:
         "location": location.target,
         "architecture": architecture,
         "model_type": config.model_type,
+        "family": family_of(config).name,
+        "image_tokens": family_of(config).image_tokens,
         "vision_modules": vision_module_names(skeleton),
         "lm_head": lm_head_name(skeleton),
         "lora_targets": language_linear_names(skeleton),
