@@ -147,11 +147,11 @@ class CaptionService:
         for tag in tags:
             self.store.get(tag)
         started = time.perf_counter()
-        retriever = self.store.retriever(top_k)
+        retriever = self.store.retriever(top_k) if mode == "retrieve" else None
         query = Query("request", 1, Path("query.png"), "upload", question=question or eval_question(0), concepts=tags)
-        prepared = self._prepare(retriever, query, image, "skip" if mode == "given" else "retrieve")
+        prepared = self._prepare(query, image, "retrieve" if retriever else "skip", retriever)
         answer = self.generate(prepared.prompt, generation or self.generation())
-        database = retriever.database
+        database = retriever.database if retriever else self.store.database()
         aliases = {c.tag: [c.name] for c in database if c.name.strip()}
         from ..evaluate.metrics import named_concepts
 
@@ -174,7 +174,7 @@ class CaptionService:
         problem = oct_problem(found.tag, 1, OCT_QUESTIONS[0])
         query = Query("request", 1, Path("query.png"), "upload", task="oct", question=problem,
                       concepts=[found.tag], references=[(found.tag, found.images[0])])
-        prepared = self._prepare(self.store.retriever(1), query, image, "auto")
+        prepared = self._prepare(query, image, "auto")
         answer = self.generate(prepared.prompt, generation or self.generation(16))
         said = first_yes_no(answer.generated.text, word_boundary=True)
         return {"concept": found.tag, "question": problem, "answer": said,
@@ -187,15 +187,23 @@ class CaptionService:
         started = time.perf_counter()
         problem = vlt_problem(VLT_QUESTIONS[0], found.tag, tag=found.tag, info=found.info)
         query = Query("request", 1, Path("query.png"), "upload", task="vlt", question=problem, concepts=[found.tag])
-        prepared = self._prepare(self.store.retriever(1), query, image, "auto")
+        prepared = self._prepare(query, image, "auto")
         answer = self.generate(prepared.prompt, generation or self.generation(48))
         box = parse_box(answer.generated.text, lenient=True)
         return {"concept": found.tag, "question": problem, "box": None if box is None else self._image_box(box, image),
                 "raw": answer.generated.text, "timings": _timings(0.0, answer.queued_seconds, started)}
 
-    def _prepare(self, retriever, query: Query, image: Image.Image, mode: str):
-        """The captioner's prompt for ``query`` with ``image`` as its query image (through a temporary file)."""
+    def _prepare(self, query: Query, image: Image.Image, mode: str, retriever=None):
+        """The captioner's prompt for ``query`` with ``image`` as its query image (through a temporary file).
+
+        Without retrieval the captioner only reads the concepts' fields and images from the current
+        snapshot; it is handed the snapshot directly, since checking every reference image of the
+        database on each request (what ``Captioner(database=...)`` does) would cost more than the answer.
+        A reference image gone missing since is reported for the query that needs it (409).
+        """
         captioner = Captioner(self.policy.model, self.policy.processor, retriever=retriever)
+        if retriever is None:
+            captioner.database = self.store.database()
         with tempfile.TemporaryDirectory(prefix="repic-query-") as folder:
             path = Path(folder) / "query.png"
             image.save(path, format="PNG")
