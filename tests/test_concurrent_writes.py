@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,22 @@ from PIL import Image
 
 from repic.errors import RepicError
 from repic.locking import lock_path, locked
+
+
+@contextmanager
+def _held_elsewhere(statement: str):
+    """Another process that runs ``statement`` (which takes a lock), says so, and holds on until killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import time\nfrom repic.locking import hold, locked\n{statement}\n"
+         "    print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def _repic(*args: object) -> list[str]:
@@ -43,22 +60,11 @@ def test_six_db_adds_at_once_keep_all_six_concepts(tmp_path, run_cli):
 
 def test_a_held_lock_makes_the_second_writer_fail_with_the_lock_named(tmp_path):
     target = tmp_path / "database.json"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import sys, time; from repic.locking import locked\n"
-            f"with locked({str(target)!r}):\n    print('held', flush=True); time.sleep(30)"
-        )],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _held_elsewhere(f"with locked({str(target)!r}):"):
         with pytest.raises(RepicError, match="being changed by another repic process") as failed:
             with locked(target, wait=0, what="database"):
                 pass
         assert str(lock_path(target)) in str(failed.value)
-    finally:
-        holder.kill()
-        holder.wait()
     with locked(target, wait=0):  # released with its holder, even a killed one
         pass
 
@@ -79,22 +85,11 @@ def test_a_run_folder_in_use_by_another_process_is_refused_before_anything_is_cl
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("method: grpo\n")  # an earlier run that --overwrite would clear
-    holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import time; from repic.locking import hold\n"
-            f"lock = hold({str(run)!r}); print('held', flush=True); time.sleep(30)"
-        )],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
     config = load_config("demo-tiny", [f"run.output_dir={run}"])
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _held_elsewhere(f"lock = hold({str(run)!r})\nif True:"):
         with pytest.raises(RepicError, match="is in use by another repic process"):
             open_run(config, resume=False, overwrite=True)
         assert (run / "config.yaml").is_file()
-    finally:
-        holder.kill()
-        holder.wait()
     opened = open_run(config, resume=False, overwrite=True)  # free again once its holder ended
     again = open_run(config, resume=False, overwrite=True)  # and this process may open it twice
     assert again.lock is opened.lock

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .atomic import atomic_folder
 from .errors import RepicError
@@ -28,16 +29,20 @@ def _real(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _clashing_input(output: Path, inputs: Iterable[str | os.PathLike | None], *, folder: bool) -> Path | None:
-    """The input that ``output`` is (or, for a folder output, holds), if any."""
+def _refuse_inputs(output: Path, inputs: Iterable[str | os.PathLike | None], *, folder: bool, option: str) -> None:
+    """``RepicError`` when ``output`` is one of ``inputs`` (or, for a folder output, holds one)."""
     real = _real(output)
     for given in inputs:
         if given is None:
             continue
         source = _real(given)
-        if source == real or (folder and source.is_relative_to(real)):
-            return Path(given)
-    return None
+        if source == real:
+            raise RepicError(f"{option} {output} is also an input ({given}); write the output to another path")
+        if folder and source.is_relative_to(real):
+            raise RepicError(
+                f"{option} {output} holds an input ({given}); replacing it would delete that input, so write to "
+                "another folder"
+            )
 
 
 def check_output_file(
@@ -49,9 +54,7 @@ def check_output_file(
 ) -> Path:
     """``path`` as an output file: not one of ``inputs``, not a folder, and new unless ``overwrite``."""
     path = Path(path)
-    clash = _clashing_input(path, inputs, folder=False)
-    if clash is not None:
-        raise RepicError(f"{option} {path} is also an input ({clash}); write the output to another path")
+    _refuse_inputs(path, inputs, folder=False, option=option)
     if path.is_dir():
         raise RepicError(f"{option} {path} is a folder; give a file path")
     if path.exists() and not overwrite:
@@ -70,12 +73,7 @@ def check_output_folder(
 ) -> Path:
     """``path`` as an output folder: new or empty, or (with ``overwrite``) a folder holding ``marker``."""
     path = Path(path)
-    clash = _clashing_input(path, inputs, folder=True)
-    if clash is not None:
-        raise RepicError(
-            f"{option} {path} is or holds an input ({clash}); replacing it would delete that input, "
-            "so write to another folder"
-        )
+    _refuse_inputs(path, inputs, folder=True, option=option)
     if path.exists() and not path.is_dir():
         raise RepicError(f"{option} {path} is a file; give a folder")
     if path.is_dir() and any(path.iterdir()):
@@ -91,20 +89,12 @@ def check_output_folder(
 
 
 @contextmanager
-def replace_folder(
-    path: str | os.PathLike,
-    *,
-    marker: str,
-    inputs: Iterable[str | os.PathLike | None] = (),
-    overwrite: bool = False,
-    option: str = "--out",
-) -> Iterator[Path]:
-    """Check ``path`` (``check_output_folder``), yield a staging folder beside it, swap it in at the end.
-
-    If the block raises (or is interrupted), the staging folder is removed and ``path`` stays as it was.
+def replace_folder(path: str | os.PathLike, **checks: Any) -> Iterator[Path]:
+    """Check ``path`` (``check_output_folder``, which takes ``checks``), yield a staging folder beside it,
+    swap it in at the end. If the block raises (or is interrupted), the staging folder is removed and
+    ``path`` stays as it was.
     """
-    out = check_output_folder(path, marker=marker, inputs=inputs, overwrite=overwrite, option=option)
-    with atomic_folder(out) as staging:
+    with atomic_folder(check_output_folder(path, **checks)) as staging:
         yield staging
 
 
