@@ -24,6 +24,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,6 +78,7 @@ class CaptionService:
         self.settings = settings or ServiceSettings()
         self.store = ConceptStore(database, embedder=embedder)
         self._lock = threading.Lock()
+        self._scratch = tempfile.TemporaryDirectory(prefix="repic-serve-")
         self.policy = None
         self.load_model(model, base=base)
         self.batcher = BatchQueue(
@@ -103,6 +105,7 @@ class CaptionService:
 
     def close(self) -> None:
         self.batcher.close()
+        self._scratch.cleanup()
 
     # ------------------------------------------------------------------------------------------ settings
     def generation(
@@ -204,15 +207,18 @@ class CaptionService:
         captioner = Captioner(self.policy.model, self.policy.processor, retriever=retriever)
         if retriever is None:
             captioner.database = self.store.database()
-        with tempfile.TemporaryDirectory(prefix="repic-query-") as folder:
-            path = Path(folder) / "query.png"
-            image.save(path, format="PNG")
-            try:
-                return captioner.prepare(replace(query, image=path), mode)
-            except RepicError as exc:
-                raise ServiceError(400, str(exc)) from None
-            except Exception as exc:  # the captioner's own "unusable image" (a reference image gone missing)
-                raise ServiceError(409, f"{exc}; fix the concept database (`repic db validate`)") from None
+        # One scratch folder for the service and an uncompressed PNG: a folder per request and a
+        # compressed file cost several milliseconds each, more than the rest of the preparation.
+        path = Path(self._scratch.name) / f"{uuid.uuid4().hex}.png"
+        image.save(path, format="PNG", compress_level=0)
+        try:
+            return captioner.prepare(replace(query, image=path), mode)
+        except RepicError as exc:
+            raise ServiceError(400, str(exc)) from None
+        except Exception as exc:  # the captioner's own "unusable image" (a reference image gone missing)
+            raise ServiceError(409, f"{exc}; fix the concept database (`repic db validate`)") from None
+        finally:
+            path.unlink(missing_ok=True)
 
     def _image_box(self, box, image: Image.Image) -> list[int]:
         """A box in the model's pixels scaled to ``image``'s pixels and clipped to it."""
