@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from repic.shipped import shipped_base_path  # noqa: E402
 from serving import EXAMPLES, Server, copy_shipped_database, free_port  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -136,3 +137,33 @@ def test_remove_needs_confirmation(app_server, page):
     page.locator("#remove-button").click()
     expect(message).to_contain_text("Removed <zevu>.", timeout=WAIT_MS)
     assert '"<zevu>"' not in app_server.database.read_text()
+
+
+def test_ask_about_one_concept_and_switch_models(app_server, page):
+    expect = sync_api.expect
+    page.goto(app_server.url, wait_until="networkidle")
+    page.locator("#photo input[type=file]").set_input_files(EXAMPLES / "fudu_dape.png")
+    page.get_by_text("Ask about one concept").click()
+    page.locator("#recognize-button").click()
+    answer = page.locator("#ask-info")
+    expect(answer).to_contain_text("Drop a photo and choose a concept first.", timeout=WAIT_MS)
+    page.locator("#asked input").click()
+    page.get_by_role("option", name="<dape>").click()
+    page.locator("#recognize-button").click()
+    expect(answer).to_contain_text("Is <dape> in the photo?", timeout=WAIT_MS)
+    page.locator("#locate-button").click()
+    expect(answer).not_to_contain_text("Is <dape> in the photo?", timeout=WAIT_MS)
+    assert "<dape> at [" in answer.inner_text() or "No box in the answer" in answer.inner_text()
+
+    page.get_by_role("tab", name="Model").click()
+    picker = page.locator("#model-path input")
+    picker.fill("/no/such/model")
+    picker.press("Enter")
+    page.locator("#load-button").click()
+    info = page.locator("#model-info")
+    expect(info).to_contain_text("Could not do that:", timeout=WAIT_MS)
+    expect(info).to_contain_text("/no/such/model")
+    picker.fill(str(shipped_base_path()))
+    picker.press("Enter")
+    page.locator("#load-button").click()
+    expect(info).to_contain_text(f"Serving {shipped_base_path()}", timeout=WAIT_MS)

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import RepicError
 from ..prompts import eval_question
+from ..serve.defaults import known_models
 from ..serve.service import CaptionService
 from ..serve.uploads import decode_image
 
@@ -130,7 +131,11 @@ def build_app(service: CaptionService) -> gr.Blocks:
                     remove = gr.Button("Remove", variant="stop", elem_id="remove-button")
         with gr.Tab("Model", id="model-tab"):
             model_info = gr.Markdown(f"Serving **{_e(service.model_info()['source'])}**", elem_id="model-info")
-            model_path = gr.Textbox(label="Model folder, hub id or LoRA adapter folder", elem_id="model-path")
+            current = str(service.model_info()["source"])
+            model_path = gr.Dropdown(choices=list(dict.fromkeys([current, *known_models()])), value=current,
+                                     allow_custom_value=True, elem_id="model-path",
+                                     label="Model: the shipped base, a demo run, or any model folder, hub id or "
+                                           "LoRA adapter folder")
             base_path = gr.Textbox(label="Base model (for an adapter, if its config names none)", elem_id="base-path")
             load = gr.Button("Load model", elem_id="load-button")
             max_tokens = gr.Slider(8, service.settings.max_new_tokens_limit, value=service.settings.max_new_tokens,

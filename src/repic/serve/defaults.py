@@ -45,6 +45,16 @@ def default_model(cwd: Path | None = None) -> Chosen:
     return Chosen(shipped_base_path(), "the tiny base shipped with repic (run `repic demo` for a RePIC model)")
 
 
+def known_models(cwd: Path | None = None) -> list[str]:
+    """Models to offer in a picker: the shipped tiny base and each ``repic demo`` run's final model here."""
+    runs = (cwd or Path.cwd()) / DEMO_FOLDER / "runs"
+    found = [str(shipped_base_path())]
+    for final in sorted(runs.glob("*/final")) if runs.is_dir() else []:
+        if (final / "config.json").is_file() or (final / "adapter_config.json").is_file():
+            found.append(str(final))
+    return found
+
+
 def shipped_concepts_path() -> Path:
     """The concept database shipped in the package (16 concepts of the built-in world, read-only)."""
     if not SHIPPED_CONCEPTS.is_file():
