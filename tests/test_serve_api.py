@@ -202,3 +202,29 @@ def test_concurrent_creates_lose_nothing(client, server):
     assert {f"<c{n}>" for n in range(8)} <= set(saved)
     health = httpx.get(server.url + "/healthz").json()
     assert health["concepts"] == len(saved)
+
+
+def test_openai_client_personalized_captions(server):
+    llm = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+    data_url = "data:image/png;base64," + base64.b64encode((EXAMPLES / "fudu_dape.png").read_bytes()).decode()
+    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url}},
+                                             {"type": "text", "text": "Give a personal caption of the image."}]}]
+    given = llm.chat.completions.create(model="m", max_tokens=16, messages=messages,
+                                        extra_body={"repic": {"concepts": ["<fudu>", "dape"]}})
+    extra = given.model_extra["repic"]
+    assert extra["mode"] == "given" and extra["concepts_shown"] == ["<fudu>", "<dape>"] and extra["retrieved"] == []
+    assert given.choices[0].message.content and set(extra["names"]) <= {c["tag"] for c in _listed(server)}
+    found = llm.chat.completions.create(model="m", max_tokens=16, messages=messages,
+                                        extra_body={"repic": {"mode": "retrieve", "top_k": 3}})
+    assert len(found.model_extra["repic"]["retrieved"]) == 3
+    with pytest.raises(openai.BadRequestError, match="unknown keys"):
+        llm.chat.completions.create(model="m", messages=messages, extra_body={"repic": {"k": 2}})
+    with pytest.raises(openai.BadRequestError, match="needs the query image"):
+        llm.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}],
+                                    extra_body={"repic": {"mode": "retrieve"}})
+    with pytest.raises(openai.NotFoundError, match="<nobody>"):
+        llm.chat.completions.create(model="m", messages=messages, extra_body={"repic": {"concepts": ["nobody"]}})
+
+
+def _listed(server):
+    return httpx.get(server.url + "/v1/concepts", headers={"X-API-Key": KEY}).json()["concepts"]

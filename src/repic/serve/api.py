@@ -11,7 +11,8 @@
   ``retrieve`` (``top_k``) or ``given`` (``concepts``: ``bo,kim``); returns the caption, the names it
   contains, the retrieved concepts with scores and the timings.
 - ``POST /v1/recognize`` (OCT, ``concept``) and ``POST /v1/locate`` (VLT, ``concept``): the same image inputs.
-- ``POST /v1/chat/completions``: OpenAI's chat format with image parts as data URLs (``repic.serve.chat``).
+- ``POST /v1/chat/completions``: OpenAI's chat format with image parts as data URLs; with ``"repic": {...}``
+  in the body, a personalized caption over the concept database (``repic.serve.chat``).
 
 What it chose and why:
 
@@ -43,8 +44,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RepicError
+from ..inference.generate import Generated
 from ..records import Concept
-from .chat import chat_completion, chat_prompt, prompt_tokens
+from .chat import chat_completion, chat_prompt, personalized_request, prompt_tokens
 from .service import CaptionService
 from .uploads import ServiceError, decode_image, read_path_image
 
@@ -67,6 +69,7 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     n: int = 1
     stream: bool = False
+    repic: Any = None  # personalized captions over the concept database (see ``repic.serve.chat``)
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -203,6 +206,12 @@ def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAP
             request.max_completion_tokens or request.max_tokens, sample=temperature > 0,
             temperature=temperature if temperature > 0 else 1.0, top_p=request.top_p or 1.0, seed=request.seed or 0,
         )
+        if request.repic is not None:
+            result = service.caption(**personalized_request(request.repic, prompt), generation=settings)
+            generated = Generated(result["caption"], result["new_tokens"], result["finished"])
+            reply = chat_completion(request.model, generated, prompt_tokens(service.policy.processor, prompt))
+            reply["repic"] = {key: result[key] for key in ("names", "mode", "concepts_shown", "retrieved", "timings")}
+            return reply
         answer = service.generate(prompt, settings)
         return chat_completion(request.model, answer.generated, prompt_tokens(service.policy.processor, prompt))
 

@@ -11,6 +11,11 @@ OpenAI's clients parse. What it chose and why:
   template lays them out. Tool calls, ``n > 1`` and streaming are refused with a message saying so.
 - ``temperature`` 0 or absent is greedy decoding (the paper's evaluation); above 0 it samples.
 - ``usage.prompt_tokens`` counts the text of the templated prompt (image tokens are not counted).
+- **Personalized captions through the same endpoint**: with ``"repic": {"mode": "retrieve", "top_k": 2}`` or
+  ``{"mode": "given", "concepts": ["<bo>"]}`` in the request body (``extra_body`` in OpenAI's clients), the
+  last image of the messages is the query and the last user text its question, and the answer is the
+  service's personalized caption (the RAP / RePIC prompt over the concept database); the response then
+  also carries ``repic``: the names found, the concepts shown and the retrieved ones with their scores.
 """
 
 from __future__ import annotations
@@ -64,6 +69,27 @@ def _part(part: Any, where: str, images: list, limits: ImageLimits) -> dict[str,
         images.append(decode_data_url(url, limits))
         return {"type": "image"}
     raise ServiceError(400, f"{where} is {kind!r}; only 'text' and 'image_url' parts are understood")
+
+
+def personalized_request(options: Any, prompt: PromptInput) -> dict[str, Any]:
+    """The ``repic`` options of a chat request as ``CaptionService.caption`` arguments (query image, question)."""
+    if not isinstance(options, dict):
+        raise ServiceError(400, "'repic' must be an object, e.g. {\"mode\": \"retrieve\", \"top_k\": 2}")
+    unknown = set(options) - {"mode", "concepts", "top_k"}
+    if unknown:
+        raise ServiceError(400, f"'repic' has unknown keys {sorted(unknown)}; use mode, concepts, top_k")
+    if not prompt.images:
+        raise ServiceError(400, "a personalized caption needs the query image: add an image_url part")
+    concepts = options.get("concepts", [])
+    if isinstance(concepts, str):
+        concepts = concepts.split(",")
+    top_k = options.get("top_k", 2)
+    if not isinstance(concepts, list) or not all(isinstance(tag, str) for tag in concepts) or not isinstance(top_k, int):
+        raise ServiceError(400, "'repic.concepts' must be a list of tags like [\"<bo>\"] and 'repic.top_k' a number")
+    users = [m for m in prompt.messages if m["role"] == "user"]
+    question = " ".join(part["text"] for part in users[-1]["content"] if part["type"] == "text").strip()
+    return {"image": prompt.images[-1], "mode": options.get("mode", "given" if concepts else "retrieve"),
+            "concepts": concepts, "question": question or None, "top_k": top_k}
 
 
 def prompt_tokens(processor: Any, prompt: PromptInput) -> int:
