@@ -6,6 +6,7 @@ Screenshots are saved in the test's temporary folder (``caption.png``, ``concept
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -128,8 +129,13 @@ def test_remove_needs_confirmation(app_server, page):
     _field(page, "edit-info").fill("the toy car on my desk")
     page.locator("#save-button").click()
     message = page.locator("#concept-message")
-    expect(message).to_contain_text("Saved <zevu>.", timeout=WAIT_MS)
+    expect(message).to_contain_text("Saved <zevu> (2 reference image(s)).", timeout=WAIT_MS)
     assert "the toy car on my desk" in app_server.database.read_text()
+    page.locator("#edit-images input[type=file]").set_input_files(EXAMPLES / "dana.png")
+    page.locator("#save-button").click()
+    expect(message).to_contain_text("Saved <zevu> (1 reference image(s)).", timeout=WAIT_MS)
+    saved = json.loads(app_server.database.read_text())["concept_dict"]["<zevu>"]
+    assert saved["image"].startswith("images/zevu/") and "images" not in saved
     page.locator("#remove-button").click()
     expect(message).to_contain_text("Tick Yes, remove this concept to remove <zevu>.", timeout=WAIT_MS)
     assert '"<zevu>"' in app_server.database.read_text()

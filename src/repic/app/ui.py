@@ -5,8 +5,8 @@
   back with the names it contains highlighted. Below, one concept can be asked about: "is it in the
   photo?" (OCT) and "where is it?" (VLT, the box drawn on the photo).
 - **Concepts**: the database as a gallery (first reference image, tag, category, description); add a
-  concept from uploaded images, a name, a category and a description; edit one; remove one (a box to
-  tick first). Edits go through ``repic.serve.store.ConceptStore``: locked, atomic, the index refreshed.
+  concept from uploaded images, a name, a category and a description; edit one (its fields, or new
+  reference images in place of the old); remove one (a box to tick first). Edits go through ``repic.serve.store.ConceptStore``: locked, atomic, the index refreshed.
 - **Model**: load another model folder, hub id or LoRA adapter folder, and the generation settings.
 
 Every handler turns the service's errors (``RepicError``: a non-image upload, an empty or duplicate
@@ -126,6 +126,8 @@ def build_app(service: CaptionService) -> gr.Blocks:
                     edit_name = gr.Textbox(label="Name", elem_id="edit-name")
                     edit_category = gr.Textbox(label="Category", elem_id="edit-category")
                     edit_info = gr.Textbox(label="Description", elem_id="edit-info")
+                    edit_images = gr.File(file_count="multiple", file_types=["image"], elem_id="edit-images",
+                                          label="New reference images (optional: they replace the old ones)")
                     save = gr.Button("Save changes", elem_id="save-button")
                     sure = gr.Checkbox(label="Yes, remove this concept", elem_id="remove-sure")
                     remove = gr.Button("Remove", variant="stop", elem_id="remove-button")
@@ -220,14 +222,15 @@ def build_app(service: CaptionService) -> gr.Blocks:
                 return "", "", ""
             return concept.name, concept.category, concept.info
 
-        def do_save(tag, name, category, info):
+        def do_save(tag, name, category, info, files):
             if not tag:
-                return refreshed("**Choose a concept to edit first.**")
+                return (*refreshed("**Choose a concept to edit first.**"), gr.update())
             try:
-                concept = store.update(tag, name=name, category=category, info=info)
+                images = read_uploads(files) or None
+                concept = store.update(tag, name=name, category=category, info=info, images=images)
             except RepicError as exc:
-                return refreshed(_problem(exc))
-            return refreshed(f"Saved **{_e(concept.tag)}**.")
+                return (*refreshed(_problem(exc)), gr.update())
+            return (*refreshed(f"Saved **{_e(concept.tag)}** ({len(concept.images)} reference image(s))."), None)
 
         def do_remove(tag, confirmed):
             if not tag:
@@ -257,7 +260,7 @@ def build_app(service: CaptionService) -> gr.Blocks:
         form = [new_images, new_name, new_category, new_info]
         add.click(do_add, form, [*lists, *form])
         chosen.change(do_pick, [chosen], [edit_name, edit_category, edit_info])
-        save.click(do_save, [chosen, edit_name, edit_category, edit_info], lists)
+        save.click(do_save, [chosen, edit_name, edit_category, edit_info, edit_images], [*lists, edit_images])
         remove.click(do_remove, [chosen, sure], [*lists, sure])
         load.click(do_load, [model_path, base_path], [model_info])
     return app
