@@ -41,6 +41,7 @@ from repic.world.synthetic import (
     make_world,
 )
 from repic.world.tokenizer import NAME_SYLLABLES, TINY_NAME_PATTERN, check_name_tokenization
+from repic.world.vision import VisionPretrainConfig
 
 SMALL_WORLD = WorldConfig(
     n_train_concepts=4,
@@ -54,6 +55,7 @@ SMALL_WORLD = WorldConfig(
     n_eval_four=0,
     n_eval_negative=1,
 )
+TINY_VISION = VisionPretrainConfig(steps=2, batch_size=4, scenes=8, extra_concepts=4, eval_scenes=4, warmup_steps=1)
 QUICK_PROBE = ProbeConfig(
     captions=2, copies=2, matching=2, category_questions=2, boxes=2, caption_tokens=4, answer_tokens=4, speed_tokens=2
 )
@@ -82,8 +84,8 @@ def rows(pool):
 def pretrained(world, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     config = PretrainConfig(
-        steps=3, batch_size=4, vision_phase_steps=1, copy_phase_steps=1, extra_scenes=6, extra_references=1,
-        skill_checks=1, world=SMALL_WORLD,
+        steps=4, batch_size=4, vision_phase_steps=1, copy_phase_steps=1, decision_phase_steps=1, extra_scenes=6,
+        extra_references=1, skill_checks=1, world=SMALL_WORLD, vision=TINY_VISION,
     )
     record = pretrain_tiny(root / "base", config, world_dir=world.root, work_dir=root / "work", probe=QUICK_PROBE,
                            command="test run")
@@ -233,11 +235,12 @@ def test_mix_rejects_bad_weights(weights, message):
     [
         # Without echo rows in the main mix the base never learns to write a name.
         ({"mix": PretrainMix(echo=0)}, "echo"),
-        # 700 + 300 phase steps cannot fit in 500 steps.
+        # 700 + 500 + 400 phase steps cannot fit in 500 steps.
         ({"steps": 500}, "fit in steps"),
         ({"vision_phase_steps": -1}, "fit in steps"),
-        ({"phase_order": ("copy", "main")}, "phase_order must name each of copy, vision, main once"),
-        ({"phase_order": ("copy", "vision", "vision")}, "phase_order must name each"),
+        ({"phase_order": ("copy", "main")}, "phase_order must name each of copy, vision, decision, main once"),
+        ({"grounding_weight": -1.0}, "grounding_weight cannot be negative"),
+        ({"phase_order": ("copy", "vision", "vision", "main")}, "phase_order must name each"),
     ],
 )
 def test_pretrain_config_rejects_impossible_phases(changes, message):
@@ -245,24 +248,31 @@ def test_pretrain_config_rejects_impossible_phases(changes, message):
         PretrainConfig(**changes)
 
 
-def test_phases_come_in_order_copy_vision_main(pool):
+def test_phases_come_in_order_copy_vision_decision_main(pool):
     from repic.world.pretrain import _curriculum
 
-    config = PretrainConfig(steps=6, batch_size=10, vision_phase_steps=2, copy_phase_steps=2)
-    assert [(name, steps) for name, steps, _ in config.phases()] == [("copy", 2), ("vision", 2), ("main", 2)]
+    config = PretrainConfig(steps=8, batch_size=10, vision_phase_steps=2, copy_phase_steps=2, decision_phase_steps=2)
+    assert [(name, steps) for name, steps, _ in config.phases()] == [
+        ("copy", 2), ("vision", 2), ("decision", 2), ("main", 2)
+    ]
     rows = _curriculum(pool, config)
-    assert len(rows) == 60  # every step a fresh batch of 10
+    assert len(rows) == 80  # every step a fresh batch of 10
     copy, vision = Counter(r["task"] for r in rows[:20]), Counter(r["task"] for r in rows[20:40])
+    decision = Counter(r["task"] for r in rows[40:60])
     assert copy["echo"] >= 9 and copy["object"] == 0  # 70 % echo rows, no object rows
     assert vision["object"] == 20  # the vision phase asks object questions only
+    assert set(decision) <= {"matching", "category_yes_no", "category_box"} and decision["matching"] >= 6
+    assert all(r["grounding"] for r in rows[40:60])  # every decision row says where its object is
 
 
 def test_phase_order_decides_the_rows_and_the_vision_window(pool):
     from repic.world.pretrain import _curriculum
 
-    config = PretrainConfig(steps=7, batch_size=10, vision_phase_steps=2, copy_phase_steps=3,
-                            phase_order=("vision", "copy", "main"))
-    assert [(name, steps) for name, steps, _ in config.phases()] == [("vision", 2), ("copy", 3), ("main", 2)]
+    config = PretrainConfig(steps=7, batch_size=10, vision_phase_steps=2, copy_phase_steps=3, decision_phase_steps=0,
+                            phase_order=("vision", "copy", "decision", "main"))
+    assert [(name, steps) for name, steps, _ in config.phases()] == [
+        ("vision", 2), ("copy", 3), ("decision", 0), ("main", 2)
+    ]
     assert config.vision_window() == (0, 2)
     assert PretrainConfig().vision_window() == (700, 1200)  # copy first, then vision
     rows = _curriculum(pool, config)
@@ -348,12 +358,16 @@ def test_pretraining_runs_through_sft_trainer_and_changes_the_weights(pretrained
     root, record = pretrained
     before = load_file(root / "work" / "initial" / "model.safetensors")
     after = load_file(root / "base" / "model.safetensors")
-    changed = [name for name in before if not torch.equal(before[name], after[name])]
-    assert len(changed) > len(before) // 2  # full fine-tuning: (almost) every tensor moves
-    assert record["training"]["steps"] == 3
-    assert record["data"]["rows"] == 3 * 4  # every row seen once
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    language = [name for name in before if not name.startswith("visual.")]
+    assert len(changed) > len(language) // 2 and changed <= set(language)  # the LM learns, the tower is frozen
+    assert record["training"]["steps"] == 4
+    assert record["data"]["rows"] == 4 * 4  # every row seen once
+    assert record["training"]["grounding_loss_curve"]  # the decision row's grounding loss was computed
+    assert record["vision"]["train_concepts"] == SMALL_WORLD.n_train_concepts + TINY_VISION.extra_concepts  # the tower's own stage ran first
+    assert (root / "base" / "vision_record.json").is_file()
     checks = record["training"]["checks_by_step"]
-    assert [c["step"] for c in checks] == [3] and set(checks[0]) == {"step", "copy_accuracy", "object_accuracy"}
+    assert [c["step"] for c in checks] == [4] and set(checks[0]) == {"step", "copy_accuracy", "object_accuracy"}
     assert json.loads((root / "base" / RECORD_FILE).read_text())["command"] == "test run"
     # save_pretrained writes the weights owner-only (0600); the folder's files must be readable by all.
     assert {path.stat().st_mode & 0o044 for path in (root / "base").iterdir()} == {0o044}

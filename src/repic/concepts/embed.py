@@ -144,7 +144,7 @@ class HFImageEmbedder:
                 f"{self.source} is a {type(self.model).__name__}, which has no image embedding "
                 "(get_image_features); use a CLIP or SigLIP checkpoint"
             )
-        self._id = f"hf:{self.source}" + (f"@{_weights_fingerprint(local)}" if local.is_dir() else "")
+        self._id = f"hf:{self.source}" + (f"@{weights_fingerprint(local)}" if local.is_dir() else "")
 
     @property
     def id(self) -> str:
@@ -168,7 +168,7 @@ class HFImageEmbedder:
         return l2_normalise(np.concatenate(rows))
 
 
-def _weights_fingerprint(folder: Path) -> str:
+def weights_fingerprint(folder: Path) -> str:
     """A short hash of the folder's weight and config files (name, size, modification time)."""
     digest = hashlib.sha256()
     for path in sorted(folder.iterdir()):
@@ -179,7 +179,12 @@ def _weights_fingerprint(folder: Path) -> str:
 
 
 def load_embedder(spec: str | os.PathLike, *, device: str = "cpu") -> Embedder:
-    """``"builtin"`` for the colour embedder, else a CLIP / SigLIP hub id or local folder."""
+    """``"builtin"`` for the colour embedder, ``"tower:PATH"`` for a model's own vision tower
+    (``repic.concepts.tower``), else a CLIP / SigLIP hub id or local folder."""
     if str(spec) == BUILTIN_EMBEDDER:
         return ColourEmbedder()
+    if str(spec).startswith("tower:"):
+        from .tower import TowerEmbedder
+
+        return TowerEmbedder(spec, device=device)
     return HFImageEmbedder(spec, device=device)

@@ -20,6 +20,8 @@ cosine similarity over every (view, reference image) pair. What it chose and why
   to 0.67 / 0.58 / 0.60 (1 / 2 / 4 concepts per scene, K = 1 / 2 / 4).
 - **Detector crops** (``repic.concepts.detect``): prompted with the database's categories, off unless a
   detector is given.
+- **Token views**: an embedder with token embeddings (``tower:MODEL``, ``repic.concepts.tower``) scores a
+  concept by its best visual token of the query instead of by crops; grid crops are then not used.
 - **Concepts named in the question are always included** (``"What is <bo> doing?"``; a tag, or a display
   name as whole words, case-insensitive), first and in the order they are named; retrieval fills the
   remaining places up to K. Names are looked up by dictionary, not searched one by one, so a question
@@ -131,17 +133,36 @@ class Retriever:
                     found.setdefault(tag, words[start].start())
         return sorted(found, key=lambda tag: (found[tag], tag))
 
+    def query_vectors(self, image: Image.Image) -> tuple[np.ndarray, list[str]]:
+        """The query's vectors and their view names: an embedder with token embeddings (``tower:``) gives
+        one per visual token, in place of grid crops; detector crops are added either way."""
+        embed_tokens = getattr(self.embedder, "embed_tokens", None)
+        if embed_tokens is None:
+            views = self.views(image)
+            return self.embedder.embed([view for _, view in views]), [name for name, _ in views]
+        tokens = embed_tokens(image.convert("RGB"))
+        names = [f"token {number}" for number in range(1, len(tokens) + 1)]
+        crops = self._detector_views(image.convert("RGB"))
+        if crops:
+            tokens = np.concatenate([tokens, self.embedder.embed([crop for _, crop in crops])])
+            names += [name for name, _ in crops]
+        return tokens, names
+
     def views(self, image: Image.Image) -> list[tuple[str, Image.Image]]:
         """The query's views: the whole image, then grid crops and detector crops when enabled."""
         image = image.convert("RGB")
         views = [("image", image)]
         if self.use_grid_crops:
             views += [(f"grid {number}", crop) for number, crop in enumerate(grid_crops(image), start=1)]
-        if self.detector is not None:
-            for number, found in enumerate(self.detector.detect(image, self.categories), start=1):
-                crop = image.crop(tuple(round(v) for v in found.box))
-                views.append((f"crop {number} ({found.label})", crop))
-        return views
+        return views + self._detector_views(image)
+
+    def _detector_views(self, image: Image.Image) -> list[tuple[str, Image.Image]]:
+        if self.detector is None:
+            return []
+        return [
+            (f"crop {number} ({found.label})", image.crop(tuple(round(v) for v in found.box)))
+            for number, found in enumerate(self.detector.detect(image, self.categories), start=1)
+        ]
 
     def retrieve(self, image: Image.Image, question: str = "") -> list[RetrievedConcept]:
         """The concepts named in ``question``, then the most similar others, K in all (or more if named)."""
@@ -152,9 +173,8 @@ class Retriever:
         wanted = self.k - len(named)
         if wanted <= 0:
             return chosen
-        views = self.views(image)
-        vectors = self.embedder.embed([view for _, view in views])
-        ranked = self.rank(vectors, [name for name, _ in views], exclude=set(named))
+        vectors, view_names = self.query_vectors(image)
+        ranked = self.rank(vectors, view_names, exclude=set(named))
         return chosen + ranked[:wanted]
 
     def rank(

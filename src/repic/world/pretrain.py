@@ -62,13 +62,15 @@ from typing import Any
 import torch
 import transformers
 import trl
+from torch import nn
 from transformers import AutoModelForImageTextToText, AutoProcessor, PrinterCallback, TrainerCallback
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig
 
 from ..atomic import atomic_folder, atomic_write_json
 from ..data.collection import Collection, load_collection
 from ..errors import RepicError
 from ..models.load import set_vision_trainable
+from .grounding import GroundedSFTTrainer
 from .pretrain_data import (
     PretrainMix,
     build_image_pool,
@@ -82,9 +84,10 @@ from .pretrain_data import (
 from .probe import ProbeConfig, category_accuracy, copy_accuracy, generate, heldout_rows, probe_model
 from .synthetic import WorldConfig, generate_world
 from .tiny import TinyModelConfig, build_tiny_model
+from .vision import VISION_RECORD_FILE, VisionPretrainConfig, pretrain_vision
 
 RECORD_FILE = "pretrain_record.json"
-PHASES = ("copy", "vision", "main")
+PHASES = ("copy", "vision", "decision", "main")
 # Copy-heavy first phase: copying a name emerges suddenly once enough echo rows were seen (~11k in a
 # measurement here), so they come first and the later phases only have to keep the skill.
 # Single names only: with 15 % of several-name rows in place of single ones (55 % echo), copying had not
@@ -97,6 +100,10 @@ COPY_PHASE_MIX = PretrainMix(object=0.0, scene_objects=0.0, describe=0.1, catego
 # (no echo rows) and back at 0.97-1.00 within 100 steps of the main mix.
 VISION_PHASE_MIX = PretrainMix(object=1.0, scene_objects=0.0, describe=0.0, category_yes_no=0.0, category_box=0.0,
                                echo=0.0, echo_multi=0.0, matching=0.0)
+# Then decisions about the query's objects, each row with grounding targets (``repic.world.grounding``):
+# is this very object here, is there a <category>, where is the <category>.
+DECISION_PHASE_MIX = PretrainMix(object=0.0, scene_objects=0.0, describe=0.0, category_yes_no=0.2, category_box=0.2,
+                                 echo=0.0, echo_multi=0.0, matching=0.6)
 DEFAULT_PROBE = ProbeConfig()
 _CORPUS_ROWS = 4000  # rows whose text trains the tokenizer: every phrasing and attribute word many times
 
@@ -108,14 +115,19 @@ class PretrainConfig:
     """Everything a pretraining run depends on; the defaults made the shipped ``tiny-base``."""
 
     seed: int = 0
-    steps: int = 2300  # all phases together
+    steps: int = 2700  # all phases together
     batch_size: int = 32
     learning_rate: float = 1e-3
     warmup_ratio: float = 0.03
     copy_phase_steps: int = 700  # drawn from copy_phase_mix
     vision_phase_steps: int = 500  # drawn from vision_phase_mix; the main phase (mix) has the rest
-    phase_order: tuple[str, ...] = ("copy", "vision", "main")  # the order the phases are trained in
+    decision_phase_steps: int = 400  # drawn from decision_phase_mix
+    phase_order: tuple[str, ...] = ("copy", "vision", "decision", "main")  # the order the phases are trained in
     vision_only_in_vision_phase: bool = True  # the vision tower is trainable in the vision phase only
+    # The tower's own pretraining before any LM step (``repic.world.vision``); with it the tower stays
+    # frozen for the whole LM curriculum. None: the tower learns through the LM's loss in the vision phase.
+    vision: VisionPretrainConfig | None = field(default_factory=VisionPretrainConfig)
+    grounding_weight: float = 1.0  # the grounding loss's weight (``repic.world.grounding``); 0: off
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     extra_scenes: int = 3000  # training-split scenes rendered beyond the collection's
@@ -126,6 +138,7 @@ class PretrainConfig:
     threads: int = 1
     skill_checks: int = 0  # greedy copy and object checks during training (evenly spaced); 0: none
     vision_phase_mix: PretrainMix = field(default_factory=lambda: VISION_PHASE_MIX)
+    decision_phase_mix: PretrainMix = field(default_factory=lambda: DECISION_PHASE_MIX)
     copy_phase_mix: PretrainMix = field(default_factory=lambda: COPY_PHASE_MIX)
     mix: PretrainMix = field(default_factory=PretrainMix)
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
@@ -140,12 +153,15 @@ class PretrainConfig:
             problems.append(f"learning_rate must be in (0, 1) (got {self.learning_rate}); the default is 2e-3")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
-        phases = (self.vision_phase_steps, self.copy_phase_steps)
+        phases = (self.vision_phase_steps, self.copy_phase_steps, self.decision_phase_steps)
         if min(phases) < 0 or sum(phases) > self.steps:
             problems.append(
-                f"vision_phase_steps ({self.vision_phase_steps}) and copy_phase_steps ({self.copy_phase_steps}) "
-                f"must be >= 0 and fit in steps ({self.steps}); the defaults are 500 and 700 of 2300"
+                f"vision_phase_steps ({self.vision_phase_steps}), copy_phase_steps ({self.copy_phase_steps}) and "
+                f"decision_phase_steps ({self.decision_phase_steps}) must be >= 0 and fit in steps ({self.steps}); "
+                "the defaults are 500, 700 and 400 of 2700"
             )
+        if self.grounding_weight < 0:
+            problems.append(f"grounding_weight cannot be negative (got {self.grounding_weight})")
         if sorted(self.phase_order) != sorted(PHASES):
             problems.append(f"phase_order must name each of {', '.join(PHASES)} once (got {list(self.phase_order)})")
         if self.mix.echo <= 0 or (self.copy_phase_steps and self.copy_phase_mix.echo <= 0):
@@ -163,15 +179,17 @@ class PretrainConfig:
         values["mix"] = self.mix.to_dict()
         values["vision_phase_mix"] = self.vision_phase_mix.to_dict()
         values["copy_phase_mix"] = self.copy_phase_mix.to_dict()
+        values["decision_phase_mix"] = self.decision_phase_mix.to_dict()
         values["world"] = self.world.to_dict()
         values["phase_order"] = list(self.phase_order)
         return values
 
     def phases(self) -> list[tuple[str, int, PretrainMix]]:
         """(name, steps, mix) of each phase, in training order."""
-        main = self.steps - self.vision_phase_steps - self.copy_phase_steps
+        main = self.steps - self.vision_phase_steps - self.copy_phase_steps - self.decision_phase_steps
         phases = {"copy": (self.copy_phase_steps, self.copy_phase_mix),
-                  "vision": (self.vision_phase_steps, self.vision_phase_mix), "main": (main, self.mix)}
+                  "vision": (self.vision_phase_steps, self.vision_phase_mix),
+                  "decision": (self.decision_phase_steps, self.decision_phase_mix), "main": (main, self.mix)}
         return [(name, *phases[name]) for name in self.phase_order]
 
     def vision_window(self) -> tuple[int, int]:
@@ -230,6 +248,17 @@ def _vision_schedule_callback(start: int, end: int, say: Progress):
                 say(f"step {state.global_step}: vision phase over, vision tower frozen")
 
     return VisionSchedule()
+
+
+def _frozen_tower_callback(say: Progress):
+    """A ``TrainerCallback`` keeping a pretrained vision tower frozen for the whole LM curriculum."""
+
+    class FrozenTower(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            set_vision_trainable(model, False)
+            say("step 0: the pretrained vision tower stays frozen")
+
+    return FrozenTower()
 
 
 def _skill_check_callback(processor, world: Collection, checks: int, steps: int, seed: int, say: Progress):
@@ -296,12 +325,18 @@ def _train(base: Path, rows: list[dict], config: PretrainConfig, work: Path, cal
         seed=config.seed,
         data_seed=config.seed,
     )
-    trainer = SFTTrainer(
+    probe = nn.Linear(model.config.text_config.hidden_size, 1)  # the grounding probe, not saved
+    optimizer = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    trainer = GroundedSFTTrainer(
         model=model,
         args=args,
         train_dataset=rows_to_dataset(rows),
         processing_class=processor,
         callbacks=callbacks,
+        optimizers=(optimizer, None),
+        grounding_probe=probe,
+        grounding_weight=config.grounding_weight,
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through the caller's ``progress`` instead
     trainer.train()
@@ -348,9 +383,15 @@ def pretrain_tiny(
             work / "initial", texts=tokenizer_corpus(pool, rows[:_CORPUS_ROWS], seed=config.seed),
             config=config.model, overwrite=True,
         )
+        vision_record = None
+        if config.vision is not None:
+            world_config = WorldConfig.from_dict(collection.meta["config"], where=str(collection.root))
+            vision_record = pretrain_vision(base, config.vision, world=world_config, progress=say)
         processor = AutoProcessor.from_pretrained(base)
         callbacks = [_loss_callback(config.steps, say)]
-        if config.vision_only_in_vision_phase and config.vision_phase_steps:
+        if config.vision is not None:
+            callbacks.append(_frozen_tower_callback(say))
+        elif config.vision_only_in_vision_phase and config.vision_phase_steps:
             callbacks.append(_vision_schedule_callback(*config.vision_window(), say))
         if config.skill_checks and collection.splits.get("heldout"):
             callbacks.append(
@@ -366,6 +407,9 @@ def pretrain_tiny(
             shutil.copy2(base / "repic_tiny_config.json", staging / "repic_tiny_config.json")
             record = _record(config, collection, world_dir, rows, trainer, command,
                              prepare_s=prepared - started, train_s=trained - prepared)
+            if vision_record is not None:
+                record["vision"] = vision_record
+                shutil.copy2(base / VISION_RECORD_FILE, staging / VISION_RECORD_FILE)
             atomic_write_json(staging / RECORD_FILE, record)
         if probe is not None and collection.splits.get("heldout"):
             say("probe: measuring the saved model on the held-out concepts")
@@ -422,6 +466,7 @@ def _record(
                 for e in logs
             ],
             "checks_by_step": skill_check.history if skill_check is not None else [],
+            "grounding_loss_curve": _chunk_means(getattr(trainer, "grounding_history", []), 30),
         },
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "software": {
@@ -431,6 +476,12 @@ def _record(
             "trl": trl.__version__,
         },
     }
+
+
+def _chunk_means(values: list[float], chunks: int) -> list[float]:
+    """``values`` averaged over ``chunks`` consecutive, equal stretches (fewer when there are fewer values)."""
+    size = max(1, -(-len(values) // chunks))
+    return [round(sum(values[i:i + size]) / len(values[i:i + size]), 4) for i in range(0, len(values), size)]
 
 
 def read_record(model_dir: str | os.PathLike) -> dict[str, Any] | None:

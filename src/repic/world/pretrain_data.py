@@ -112,6 +112,7 @@ PRETRAIN_TASKS: tuple[str, ...] = (
 )
 _EXTRA_SCENE_KINDS = {"single": 0.4, "two": 0.2, "four": 0.1, "negative": 0.3}
 _HARD_NEGATIVE_SHARE = 0.75  # matching negatives with a same-category object in the scene, when one exists
+TOKEN_CELL = 28  # pixels per visual token side after Qwen2.5-VL's 2 x 2 merge of 14 px patches
 
 
 @dataclass(frozen=True)
@@ -153,12 +154,14 @@ class PoolScene:
 
 @dataclass(frozen=True)
 class ObjectView:
-    """A reference-style view of a distractor object of a training scene, and that scene's pool index."""
+    """A reference-style view of a distractor object of a training scene, that scene's pool index and the
+    object's index in the scene."""
 
     category: str
     attributes: dict[str, str]
     path: Path
     scene_index: int
+    object_index: int = -1
 
 
 @dataclass
@@ -290,7 +293,7 @@ def _object_views(config: WorldConfig, scenes: list[PoolScene], out_dir: Path, l
     views: list[ObjectView] = []
     for scene_index, item in enumerate(scenes):
         details = item.scene.extra.get("object_details") or []
-        for obj, detail in zip(item.scene.objects, details, strict=False):
+        for object_index, (obj, detail) in enumerate(zip(item.scene.objects, details, strict=False)):
             if len(views) == limit:
                 return views
             if obj.concept is not None or "attributes" not in detail:
@@ -299,7 +302,7 @@ def _object_views(config: WorldConfig, scenes: list[PoolScene], out_dir: Path, l
             world = World(config, {stand_in.tag: stand_in}, {"train": [stand_in.tag]})
             path = out_dir / f"{len(views):05d}.png"
             atomic_write_bytes(path, png_bytes(build_reference(world, stand_in.tag, len(views))))
-            views.append(ObjectView(obj.category, dict(detail["attributes"]), path, scene_index))
+            views.append(ObjectView(obj.category, dict(detail["attributes"]), path, scene_index, object_index))
     return views
 
 
@@ -378,12 +381,35 @@ def scene_objects_row(pool: ImagePool, rng: random.Random) -> Row:
     return _row("scene_objects", [item.path], _images_then(1, question), _and_list(phrases))
 
 
-def _row(task: str, images: list[Path], content: list[dict[str, str]], answer: str, *, system: str = "") -> Row:
-    """A TRL conversational prompt-completion row; ``content`` holds the user turn's images and texts."""
+def _row(task: str, images: list[Path], content: list[dict[str, str]], answer: str, *, system: str = "",
+         grounding: list[float] | None = None) -> Row:
+    """A TRL conversational prompt-completion row; ``content`` holds the user turn's images and texts.
+
+    ``grounding`` (see ``grounding_targets``) marks, per visual token of the last image, whether it shows
+    the object the question is about; rows without one get an empty list (the dataset needs one schema).
+    """
     prompt = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
     prompt.append({"role": "user", "content": content})
     completion = [{"role": "assistant", "content": [{"type": "text", "text": answer}]}]
-    return {"task": task, "images": [str(p) for p in images], "prompt": prompt, "completion": completion}
+    return {"task": task, "images": [str(p) for p in images], "prompt": prompt, "completion": completion,
+            "grounding": grounding or []}
+
+
+def grounding_targets(scene: Scene, objects: Iterable[int], *, cell: int = TOKEN_CELL, cover: float = 0.25) -> list[float]:
+    """Per visual token of ``scene`` (raster order, one per ``cell`` x ``cell`` pixels): 1.0 where one of
+    ``objects`` (indices into ``scene.objects``) covers at least ``cover`` of the token's cell (its exact
+    box, a stand-in for its mask), else 0.0. No objects (an absent concept): every token 0.0."""
+    rows, cols = scene.height // cell, scene.width // cell
+    targets = [0.0] * (rows * cols)
+    for index in objects:
+        x1, y1, x2, y2 = scene.objects[index].box
+        for r in range(rows):
+            for c in range(cols):
+                dx = min(x2, (c + 1) * cell) - max(x1, c * cell)
+                dy = min(y2, (r + 1) * cell) - max(y1, r * cell)
+                if dx > 0 and dy > 0 and dx * dy >= cover * cell * cell:
+                    targets[r * cols + c] = 1.0
+    return targets
 
 
 def _images_then(n_images: int, text: str) -> list[dict[str, str]]:
@@ -437,7 +463,9 @@ def category_yes_no_row(pool: ImagePool, rng: random.Random) -> Row:
     answer = "yes" if not absent or rng.random() < 0.5 else "no"
     category = rng.choice(sorted(shown) if answer == "yes" else absent)
     question = rng.choice(PRETRAIN_CATEGORY_QUESTIONS).format(article=_article(category), category=category)
-    return _row("category_yes_no", [item.path], _images_then(1, _maybe_yes_no_instruction(rng, question)), answer)
+    grounding = grounding_targets(item.scene, [i for i, o in enumerate(item.scene.objects) if o.category == category])
+    return _row("category_yes_no", [item.path], _images_then(1, _maybe_yes_no_instruction(rng, question)), answer,
+                grounding=grounding)
 
 
 def category_box_row(pool: ImagePool, rng: random.Random) -> Row:
@@ -456,7 +484,9 @@ def category_box_row(pool: ImagePool, rng: random.Random) -> Row:
     else:  # the VLT task's own phrasing, with the category as its target
         question = vlt_problem(rng.choice(VLT_QUESTIONS), f"the {obj.category}")
     text = f"{question} {VLT_ANSWER_INSTRUCTIONS['list']}"
-    return _row("category_box", [item.path], _images_then(1, text), format_box_answer(obj.box, style="list"))
+    grounding = grounding_targets(item.scene, [item.scene.objects.index(obj)])
+    return _row("category_box", [item.path], _images_then(1, text), format_box_answer(obj.box, style="list"),
+                grounding=grounding)
 
 
 def echo_row(pool: ImagePool, rng: random.Random, *, own_name: bool = False) -> Row:
@@ -517,12 +547,20 @@ def matching_row(pool: ImagePool, rng: random.Random) -> Row:
         view = rng.choice(pool.objects)
         reference, category = view.path, view.category
         positives = [view.scene_index]
+
+        def shown_at(scene: Scene) -> list[int]:
+            return [view.object_index] if view.object_index >= 0 else []
     else:
         tag = rng.choice([t for t, shown_in in pool.by_concept.items() if shown_in])
         reference, category = rng.choice(pool.references[tag]), pool.concepts[tag].category
         positives = pool.by_concept[tag]
+
+        def shown_at(scene: Scene) -> list[int]:
+            return [i for i, obj in enumerate(scene.objects) if obj.concept == tag]
+    grounding: list[float] = []
     if rng.random() < 0.5:
         scene_index, answer = rng.choice(positives), "yes"
+        grounding = grounding_targets(pool.scenes[scene_index].scene, shown_at(pool.scenes[scene_index].scene))
     else:
         excluded = set(positives)
         hard = [i for i in pool.by_category.get(category, []) if i not in excluded]
@@ -532,8 +570,10 @@ def matching_row(pool: ImagePool, rng: random.Random) -> Row:
             while (scene_index := rng.randrange(len(pool.scenes))) in excluded:
                 pass
         answer = "no"
+        grounding = grounding_targets(pool.scenes[scene_index].scene, [])
     question = _maybe_yes_no_instruction(rng, rng.choice(PRETRAIN_MATCH_QUESTIONS))
-    return _row("matching", [reference, pool.scenes[scene_index].path], _images_then(2, question), answer)
+    return _row("matching", [reference, pool.scenes[scene_index].path], _images_then(2, question), answer,
+                grounding=grounding)
 
 
 ROW_BUILDERS: dict[str, Callable[[ImagePool, random.Random], Row]] = {

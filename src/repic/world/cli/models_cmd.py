@@ -79,8 +79,8 @@ def pretrain_tiny_command(
         int | None,
         typer.Option(
             "--steps",
-            help="Optimizer steps of all phases, one fresh batch each; the vision and copy phases keep their "
-            "shares (700 and 500 of the default 2300).",
+            help="Optimizer steps of all phases, one fresh batch each; the copy, vision and decision phases keep "
+            "their shares (700, 500 and 400 of the default 2700).",
         ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per step (default 32).")] = None,
@@ -122,6 +122,7 @@ def pretrain_tiny_command(
         default = PretrainConfig()
         given["vision_phase_steps"] = round(steps * default.vision_phase_steps / default.steps)
         given["copy_phase_steps"] = round(steps * default.copy_phase_steps / default.steps)
+        given["decision_phase_steps"] = round(steps * default.decision_phase_steps / default.steps)
     config = PretrainConfig(
         seed=seed,
         skill_checks=skill_checks,
