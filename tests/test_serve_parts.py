@@ -155,7 +155,10 @@ def test_serve_refuses_bad_setup_before_loading(run_cli, tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.stderr and "repic db init" in missing.stderr
     root = run_cli("serve", "--allowed-root", tmp_path / "nowhere", "--port", "1")
     assert root.exit_code == 2 and "is not a folder" in root.stderr
-    assert "Traceback" not in missing.stderr + root.stderr
+    numbers = run_cli("serve", "--max-batch-size", "0", "--max-new-tokens", "9999", "--port", "1")
+    assert numbers.exit_code == 2 and "batch size must be at least 1 (got 0)" in numbers.stderr
+    assert "between 1 and 512 (got 9999)" in numbers.stderr
+    assert "Traceback" not in missing.stderr + root.stderr + numbers.stderr
 
 
 def test_the_shipped_concepts_validate():

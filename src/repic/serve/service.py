@@ -59,6 +59,20 @@ class ServiceSettings:
     images: ImageLimits = field(default_factory=ImageLimits)
     allowed_root: Path | None = None
 
+    def __post_init__(self) -> None:
+        problems = [
+            f"{what} (got {value})" for failed, what, value in [
+                (self.max_batch_size < 1, "the maximum batch size must be at least 1", self.max_batch_size),
+                (self.max_wait_ms < 0, "the batch wait must not be negative", self.max_wait_ms),
+                (not 1 <= self.max_new_tokens <= self.max_new_tokens_limit,
+                 f"max new tokens must be between 1 and {self.max_new_tokens_limit}", self.max_new_tokens),
+                (self.images.max_bytes < 1, "the upload limit must be positive", self.images.max_bytes),
+                (self.images.max_pixels < 1, "the pixel limit must be positive", self.images.max_pixels),
+            ] if failed
+        ]
+        if problems:
+            raise RepicError("invalid server settings: " + "; ".join(problems))
+
 
 @dataclass
 class Answer:
