@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -94,6 +95,12 @@ def test_create_update_delete_concept(client, server):
     assert "already in the database" in _error(again, 409)
     assert client.patch("/v1/concepts/mimi", data={"info": "my old cat"}).json()["info"] == "my old cat"
     assert "category" in _error(client.patch("/v1/concepts/mimi", data={"category": " "}), 400)
+    old_files = [server.database.parent / p for p in on_disk["images"]]
+    replaced = client.patch("/v1/concepts/mimi", files=[("images", _photo("fudu_dape.png"))])
+    assert replaced.status_code == 200 and len(replaced.json()["images"]) == 1
+    assert replaced.json()["info"] == "my old cat" and not any(path.exists() for path in old_files)
+    stored = Image.open(io.BytesIO(client.get("/v1/concepts/mimi/images/1").content)).convert("RGB")
+    assert np.array_equal(np.asarray(stored), np.asarray(Image.open(EXAMPLES / "fudu_dape.png").convert("RGB")))
     assert client.delete("/v1/concepts/mimi").json() == {"deleted": "<mimi>"}
     _error(client.get("/v1/concepts/mimi"), 404)
     _error(client.delete("/v1/concepts/mimi"), 404)
