@@ -185,11 +185,11 @@ def markdown_rows(text: str, heading: str) -> list[list[str]]:
 
 def test_report_tables_hold_hand_checked_numbers(report):
     text = report.markdown.read_text(encoding="utf-8")
-    # evaluation, model, P, R, F1, correct, MISS, none, concepts, captions, absent named
+    # evaluation, model, P, R, F1, correct, MISS, none, concepts, captions, absent named, retrieval
     assert markdown_rows(text, "### official (RePIC scripts)") == [
-        ["1 concept", "repic", "100.0", "66.7", "80.0", "2", "0", "1", "3", "3", "n/a"],
-        ["2 concepts", "base", "50.0", "25.0", "33.3", "1", "1", "2", "4", "2", "50.0 (1/2)"],
-        ["2 concepts", "repic", "75.0", "75.0", "75.0", "3", "1", "0", "4", "2", "0.0 (0/2)"],
+        ["1 concept", "repic", "100.0", "66.7", "80.0", "2", "0", "1", "3", "3", "n/a", "n/a"],
+        ["2 concepts", "base", "50.0", "25.0", "33.3", "1", "1", "2", "4", "2", "50.0 (1/2)", "n/a"],
+        ["2 concepts", "repic", "75.0", "75.0", "75.0", "3", "1", "0", "4", "2", "0.0 (0/2)", "n/a"],
     ]
     assert markdown_rows(text, "### strict (whole names)")[2][:5] == [
         "2 concepts",
@@ -475,3 +475,14 @@ def test_write_report_explains_a_missing_metrics_log(tmp_path):
     with pytest.raises(RepicError, match=r"metrics file .*absent\.jsonl does not exist"):
         write_report(tmp_path / "report", quick_results(), metrics_path=tmp_path / "absent.jsonl")
     assert not (tmp_path / "report").exists()
+
+
+def test_retrieval_counts_round_trip_and_show_in_the_name_table(tmp_path):
+    retrieved = CaptionResult(2, BASE_TWO, BASE_TWO, absent_named=Count(1, 2), retrieval_top1=Count(1, 2),
+                              retrieval_recall=Count(3, 4))
+    results = Results(models=[ModelResult("base", "shipped tiny base", captions={"two_retrieval": retrieved})])
+    assert Results.from_json(results.to_json()).models == results.models
+    document = results.to_json()
+    assert document["models"][0]["captions"]["two_retrieval"]["retrieval_recall"] == {"hits": 3, "total": 4, "rate": 0.75}
+    text = render_markdown(results)
+    assert "| 50.0 / 75.0 |" in text  # first retrieved in the image 1 of 2, true concepts found 3 of 4

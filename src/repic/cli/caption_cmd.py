@@ -72,7 +72,8 @@ def caption_command(
     top_k: Annotated[int, typer.Option("--top-k", help="Concepts to retrieve per query.")] = 2,
     embedder: Annotated[
         str,
-        typer.Option("--embedder", help="Retrieval embedder: 'builtin' (offline colour embedder) or a CLIP / "
+        typer.Option("--embedder", help="Retrieval embedder: 'builtin' (offline colour embedder), "
+                     "'tower:MODEL_DIR' (a Qwen-VL-family model's own vision tokens) or a CLIP / "
                      "SigLIP hub id or folder (official: openai/clip-vit-large-patch14-336)."),
     ] = "builtin",
     detector: Annotated[

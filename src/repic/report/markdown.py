@@ -21,7 +21,7 @@ import yaml
 from .results import EVALUATIONS, SCORER_MODES, Results, percent
 
 NAME_COLUMNS = (
-    "evaluation", "model", "P %", "R %", "F1 %", "correct", "MISS", "none", "concepts", "captions", "absent named %",
+    "evaluation", "model", "P %", "R %", "F1 %", "correct", "MISS", "none", "concepts", "captions", "absent named %", "retrieved top-1 % / recall %",
 )  # fmt: skip
 TASK_COLUMNS = (
     "model", "OCT accuracy %", "yes-recall %", "no-recall %", "answers", "VLT accuracy %", "mean IoU", "boxes",
@@ -96,6 +96,13 @@ _TASKS_INTRO = (
 )
 
 
+def _retrieval_cell(result) -> str:
+    """"top-1 / recall@K" of the references retrieval chose, or n/a for skip-retrieval evaluations."""
+    if result.retrieval_top1 is None or result.retrieval_recall is None:
+        return "n/a"
+    return f"{percent(result.retrieval_top1.rate)} / {percent(result.retrieval_recall.rate)}"
+
+
 def name_rows(results: Results, mode: str) -> list[list[str]]:
     """One row per (evaluation, model) of the concept-name table of scorer ``mode``, as display cells."""
     rows = []
@@ -118,6 +125,7 @@ def name_rows(results: Results, mode: str) -> list[list[str]]:
                 str(scores.total),
                 str(result.rows),
                 "n/a" if absent is None else f"{percent(absent.rate)} ({absent.hits}/{absent.total})",
+                _retrieval_cell(result),
             ])  # fmt: skip
     return rows
 

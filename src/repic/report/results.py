@@ -88,13 +88,17 @@ class CaptionResult:
     """One model on one caption evaluation: ``rows`` captions scored in both modes.
 
     ``absent_named`` counts captions that name at least one concept absent from their image (``None`` when
-    the evaluation did not count it, e.g. single-concept files without distractor references).
+    the evaluation did not count it, e.g. single-concept files without distractor references). Retrieval
+    evaluations also count how well the references were chosen: ``retrieval_top1`` (queries whose first
+    retrieved concept is in the image) and ``retrieval_recall`` (true concepts among the top K).
     """
 
     rows: int
     official: NameScores
     strict: NameScores
     absent_named: Count | None = None
+    retrieval_top1: Count | None = None
+    retrieval_recall: Count | None = None
 
     def scores(self, mode: str) -> NameScores:
         """The scores of scorer ``mode`` (``"official"`` or ``"strict"``)."""
@@ -318,6 +322,10 @@ def _caption_to_json(result: CaptionResult) -> dict[str, Any]:
         "strict": asdict(result.strict),
         # The rate is written for people reading the file; the reader recomputes it from the counts.
         "absent_named": None if absent is None else {**asdict(absent), "rate": absent.rate},
+        **{
+            name: None if count is None else {**asdict(count), "rate": count.rate}
+            for name, count in (("retrieval_top1", result.retrieval_top1), ("retrieval_recall", result.retrieval_recall))
+        },
     }
 
 
@@ -353,6 +361,10 @@ def _caption_from_json(item: Any, where: str) -> CaptionResult:
         official=_record(NameScores, obj.get("official"), f"{where}.official"),
         strict=_record(NameScores, obj.get("strict"), f"{where}.strict"),
         absent_named=None if absent is None else _record(Count, absent, f"{where}.absent_named"),
+        **{
+            name: None if obj.get(name) is None else _record(Count, obj[name], f"{where}.{name}")
+            for name in ("retrieval_top1", "retrieval_recall")
+        },
     )
 
 

@@ -4,8 +4,10 @@
 
 - the caption files ``eval/single.jsonl``, ``two.jsonl`` and ``four.jsonl`` in *skip-retrieval* mode (the
   true concepts' references are shown), and ``single`` and ``two`` again in *retrieval* mode (the top-K
-  concepts the built-in colour embedder retrieves from the held-out ``database.json``, K = 2 as in the
-  paper), so a reference shown may be of a concept that is not in the image;
+  concepts retrieved from the held-out ``database.json`` by the tiny base's own pretrained vision tower,
+  ``tower:`` in ``repic.concepts.tower``, K = 2 as in the paper), so a reference shown may be of a concept
+  that is not in the image; how often the first retrieved concept is in the image, and how many true
+  concepts the top K hold, are counted too;
 - the OCT and VLT files (``eval/oct.jsonl``, ``eval/vlt.jsonl``), asked as RePIC trains them.
 
 It writes one predictions file per evaluation (``<evaluation>.jsonl``, the JSONL rows ``repic eval``
@@ -152,11 +154,15 @@ def score_model(
         rows = load_predictions(path, on_error="fail").captions
         if not rows:
             raise RepicError(f"{path} holds no caption rows; evaluate the model again")
+        raw = _read_rows(path)
+        top1, recall = retrieval_hits(raw)
         captions[key] = CaptionResult(
             rows=len(rows),
             official=official_scores(rows, choose_official_variant(rows)),
             strict=strict_scores(rows, aliases),
-            absent_named=absent_named(_read_rows(path), aliases),
+            absent_named=absent_named(raw, aliases),
+            retrieval_top1=top1,
+            retrieval_recall=recall,
         )
     recognition = load_predictions(predictions_path(out_dir, "oct"), on_error="fail").recognition
     localization = load_predictions(predictions_path(out_dir, "vlt"), on_error="fail").localization
@@ -188,6 +194,23 @@ def absent_named(rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequen
         for row, absent in zip(rows, offered_absent, strict=True)
     )
     return Count(hits, len(rows))
+
+
+def retrieval_hits(rows: Sequence[Mapping[str, Any]]) -> tuple[Count | None, Count | None]:
+    """Queries whose first retrieved concept is in the image, and true concepts among those retrieved;
+    ``(None, None)`` for rows that were not retrieved for.
+
+    >>> rows = [{"concepts": ["<a>"], "retrieved": [{"tag": "<a>"}, {"tag": "<b>"}]},
+    ...         {"concepts": ["<a>", "<c>"], "retrieved": [{"tag": "<b>"}, {"tag": "<c>"}]}]
+    >>> retrieval_hits(rows)
+    (Count(hits=1, total=2), Count(hits=2, total=3))
+    """
+    retrieved = [row for row in rows if row.get("retrieved")]
+    if not retrieved:
+        return None, None
+    first = sum(row["retrieved"][0]["tag"] in row["concepts"] for row in retrieved)
+    found = sum(len({f["tag"] for f in row["retrieved"]} & set(row["concepts"])) for row in retrieved)
+    return Count(first, len(retrieved)), Count(found, sum(len(row["concepts"]) for row in retrieved))
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -297,7 +297,9 @@ def run_demo(
     say(f"{settings.mode} demo in {paths.out} ({load})")
     book = StageBook(paths.out, say=say)
     configs = training_configs(settings, paths)
-    evaluation = EvalSettings(batch_size=settings.eval_batch_size, top_k=settings.top_k)
+    # Retrieval uses the base's own pretrained tower (frozen in every later model, so the same for all).
+    evaluation = EvalSettings(batch_size=settings.eval_batch_size, top_k=settings.top_k,
+                              embedder=f"tower:{paths.model('base')}")
     descriptions = model_descriptions(configs)
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -429,7 +431,8 @@ def equivalent_commands(
         f"--out {paths.run('sft')} --max-steps {sft.optim.max_steps} "
         + sets({**settings.sft_overrides, **common}),
         f"repic caption MODEL --eval {eval_dir}/FILE.jsonl --mode skip|retrieve --top-k {settings.top_k} "
-        f"--max-new-tokens {evaluation.max_new_tokens} --out DIR   # per model and evaluation file",
+        f"--embedder {evaluation.embedder} --max-new-tokens {evaluation.max_new_tokens} --out DIR"
+        "   # per model and evaluation file",
         f"repic eval {paths.out / 'eval'}/MODEL/EVALUATION.jsonl --database {eval_dir / 'database.json'}",
     ]
 
