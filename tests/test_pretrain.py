@@ -7,6 +7,7 @@ few steps on it, enough to go through TRL's SFTTrainer, save and probe.
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections import Counter
@@ -439,3 +440,32 @@ def test_shipped_base_path_explains_a_missing_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(shipped, "SHIPPED_BASE", tmp_path / "tiny-base")
     with pytest.raises(RepicError, match="pretrain-tiny"):
         shipped_base_path()
+
+
+def test_rap_describe_rows_caption_and_name_only_referenced_concepts_in_the_scene(pool):
+    from repic.prompts import INFERENCE_SYSTEM_PROMPT
+    from repic.world.pretrain_data import describe_row
+
+    rng = random.Random(3)
+    rows = [describe_row(pool, rng, view_share=0.0, rap_share=1.0, name_share=1.0) for _ in range(60)]
+    scenes, counts, named_rows = _by_path(pool), Counter(), 0
+    for row in rows:
+        assert row["prompt"][0]["content"][0]["text"] == INFERENCE_SYSTEM_PROMPT
+        references, query = row["images"][:-1], row["images"][-1]
+        counts[len(references)] += 1
+        lines = [part["text"] for part in row["prompt"][1]["content"] if part["type"] == "text"][:-1]
+        given = [NAME.search(line).group(0) for line in lines]
+        named = set(NAME.findall(_answer(row)))
+        assert named <= set(given) and _answer(row).startswith("A photo of")
+        named_rows += bool(named)
+        # a name is written only for a referenced concept that is in the scene
+        shown = {obj.concept for obj in scenes[query].objects}
+        owners = {name: tag for name, tag in zip(given, _reference_tags(pool, references), strict=True)}
+        assert all(owners[name] in shown for name in named)
+    assert set(counts) <= {1, 2, 3, 4} and len(counts) >= 3  # several references too, not only one
+    assert named_rows >= 10
+
+
+def _reference_tags(pool, paths):
+    owner = {str(path): tag for tag, views in pool.references.items() for path in views}
+    return [owner[path] for path in paths]

@@ -57,12 +57,14 @@ def position_phrase(box: Box, width: int, height: int) -> str:
     return f"at the {row}" if row else "in the middle"
 
 
-def describe_scene(scene: Scene, concepts: dict[str, Concept]) -> str:
+def describe_scene(scene: Scene, concepts: dict[str, Concept], names: dict[int, str] | None = None) -> str:
     """A generic caption of a scene: every object's category, attributes and rough position, left to right.
 
     Attributes come from the scene's ``object_details`` when it has them, else from the concept; an
-    object with neither is described by its category alone. No concept name appears.
+    object with neither is described by its category alone. No concept name appears, except those given
+    in ``names`` (object index -> name), each written before its object's phrase ("<bo>, a red cat ...").
     """
+    names = names or {}
     details = scene.extra.get("object_details") or [{} for _ in scene.objects]
     phrases = []
     order = sorted(
@@ -73,9 +75,8 @@ def describe_scene(scene: Scene, concepts: dict[str, Concept]) -> str:
         attributes = details[i].get("attributes") if i < len(details) else None
         if attributes is None and obj.concept in concepts:
             attributes = concepts[obj.concept].extra.get("attributes", {})
-        phrases.append(
-            f"{describe_object(attributes or {}, obj.category)} {position_phrase(obj.box, scene.width, scene.height)}"
-        )
+        phrase = f"{describe_object(attributes or {}, obj.category)} {position_phrase(obj.box, scene.width, scene.height)}"
+        phrases.append(f"{names[i]}, {phrase}" if i in names else phrase)
     if not phrases:
         return "A photo with no objects."
     listed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + ", and " + phrases[-1]

@@ -422,13 +422,16 @@ def _maybe_yes_no_instruction(rng: random.Random, question: str) -> str:
     return f"{question} {OCT_ANSWER_INSTRUCTION}" if rng.random() < 0.5 else question
 
 
-def describe_row(pool: ImagePool, rng: random.Random, *, view_share: float = 0.4, rap_share: float = 0.15) -> Row:
+def describe_row(pool: ImagePool, rng: random.Random, *, view_share: float = 0.4, rap_share: float = 0.15,
+                 name_share: float = 0.5) -> Row:
     """A scene or, for ``view_share`` of the rows, a single-object view -> its generic description.
 
     Views are mostly of distractor objects (thousands of looks), the rest references of training
-    concepts. ``rap_share`` of the scene rows come in the RAP inference layout (a reference view with a
-    fresh name, then the query scene): asked for a caption there, the base describes the query, so the
-    demo's zero-shot prompt gets a caption rather than an answer to another task.
+    concepts. ``rap_share`` of the scene rows come in the RAP inference layout (one to four references with
+    fresh names, then the query scene), so that a caption request gets a caption whatever the number of
+    references (not the copy task's list of names): a referenced concept that is in the scene is named
+    in its phrase with chance ``name_share``, one that is not never is. So the base names some of the
+    concepts shown, as a zero-shot MLLM does, and GRPO has names to start from.
     """
     question = rng.choice(PRETRAIN_DESCRIBE_QUESTIONS)
     if rng.random() < view_share:
@@ -436,13 +439,25 @@ def describe_row(pool: ImagePool, rng: random.Random, *, view_share: float = 0.4
         answer = f"A photo of {describe_object(attributes, category)}."
         return _row("describe", [path], _images_then(1, question), answer)
     item = rng.choice(pool.scenes)
-    caption = describe_scene(item.scene, pool.concepts)
-    if rng.random() < rap_share:
-        tag = rng.choice(list(pool.concepts))
-        line = reference_line(fresh_name(rng, pool.reserved_names), pool.concepts[tag].info)
-        images, content = [rng.choice(pool.references[tag]), item.path], _rap_layout(line, question)
-        return _row("describe", images, content, caption, system=INFERENCE_SYSTEM_PROMPT)
-    return _row("describe", [item.path], _images_then(1, question), caption)
+    if rng.random() >= rap_share:
+        return _row("describe", [item.path], _images_then(1, question), describe_scene(item.scene, pool.concepts))
+    shown = [(i, obj.concept) for i, obj in enumerate(item.scene.objects) if obj.concept in pool.concepts]
+    referenced = [(i, tag) for i, tag in shown if rng.random() < 0.7]
+    others = [tag for tag in pool.concepts if tag not in {tag for _, tag in shown}]
+    count = max(len(referenced), min(len(others) + len(referenced), rng.choice((1, 2, 3, 4))))
+    tags = [tag for _, tag in referenced] + rng.sample(others, count - len(referenced))
+    rng.shuffle(tags)
+    names: dict[str, str] = {}
+    for tag in tags:
+        names[tag] = fresh_name(rng, set(pool.reserved_names) | set(names.values()))
+    named = {i: names[tag] for i, tag in referenced if rng.random() < name_share}
+    content: list[dict[str, str]] = []
+    for number, tag in enumerate(tags, start=1):
+        content += [{"type": "image"}, {"type": "text", "text": f"{number}. {reference_line(names[tag], pool.concepts[tag].info)}"}]
+    content += [{"type": "image"}, {"type": "text", "text": f"{QUERY_IMAGE_LEAD} {question}"}]
+    images = [rng.choice(pool.references[tag]) for tag in tags] + [item.path]
+    caption = describe_scene(item.scene, pool.concepts, named)
+    return _row("describe", images, content, caption, system=INFERENCE_SYSTEM_PROMPT)
 
 
 def _rap_layout(reference: str, question: str) -> list[dict[str, str]]:

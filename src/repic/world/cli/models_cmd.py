@@ -93,6 +93,14 @@ def pretrain_tiny_command(
         typer.Option("--extra-scenes", help="Training-split scenes rendered beyond the world's (default 3000)."),
     ] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads (default 1).")] = None,
+    vision_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--vision-steps",
+            help="Steps of the vision tower's own pretraining before the LM's (default 1500; 0: none, the "
+            "tower then learns through the LM's loss in the vision phase).",
+        ),
+    ] = None,
     skill_checks: Annotated[
         int,
         typer.Option(
@@ -114,6 +122,7 @@ def pretrain_tiny_command(
 
     from ..pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
     from ..probe import ProbeConfig, probe_table
+    from ..vision import VisionPretrainConfig
     from ..world_config import WorldConfig
 
     given = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "extra_scenes": extra_scenes,
@@ -123,18 +132,19 @@ def pretrain_tiny_command(
         given["vision_phase_steps"] = round(steps * default.vision_phase_steps / default.steps)
         given["copy_phase_steps"] = round(steps * default.copy_phase_steps / default.steps)
         given["decision_phase_steps"] = round(steps * default.decision_phase_steps / default.steps)
-    config = PretrainConfig(
-        seed=seed,
-        skill_checks=skill_checks,
-        world=WorldConfig(seed=world_seed),
-        **{name: value for name, value in given.items() if value is not None},
-    )
+    if vision_steps is not None and vision_steps < 0:
+        raise RepicError("--vision-steps cannot be negative; 0 skips the tower's own pretraining")
+    settings = {name: value for name, value in given.items() if value is not None}
+    if vision_steps is not None:  # None itself is a setting here: no tower pretraining
+        settings["vision"] = VisionPretrainConfig(steps=vision_steps, seed=seed) if vision_steps else None
+    config = PretrainConfig(seed=seed, skill_checks=skill_checks, world=WorldConfig(seed=world_seed), **settings)
     # The command as run, every setting spelled out, so the record reproduces the run.
     options = [
         "--out", str(out), *(["--world", str(world)] if world else ["--world-seed", str(world_seed)]),
         "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--lr", str(config.learning_rate),
         "--seed", str(seed), "--extra-scenes", str(config.extra_scenes), "--threads", str(config.threads),
         "--skill-checks", str(skill_checks),
+        "--vision-steps", str(config.vision.steps if config.vision is not None else 0),
         "--probe" if probe else "--no-probe", *(["--overwrite"] if overwrite else []),
     ]
     quiet_libraries()
