@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from repic import shipped
+from repic.data.describe import describe_object
 from repic.errors import RepicError
 from repic.prompts import count_image_placeholders
 from repic.shipped import shipped_base_path
@@ -181,15 +182,24 @@ def test_object_views_are_distractors_of_their_scene(pool):
         )
 
 
-def test_box_answers_are_the_box_of_the_only_object_of_that_category(pool, rows):
+def test_box_answers_are_the_box_of_the_asked_object(pool, rows):
     scenes = _by_path(pool)
+    described = 0
     for row in (r for r in rows if r["task"] == "category_box"):
         scene = scenes[row["images"][0]]
-        asked = [c for c in CATEGORIES + PROP_CATEGORIES if f"the {c}" in row_text({"prompt": row["prompt"], "completion": []})]
-        matches = [obj for obj in scene.objects if obj.category in asked]
-        assert len(matches) == 1
+        prompt = row_text({"prompt": row["prompt"], "completion": []})
+        if "Info: " in prompt:  # a named description (VLT's form): the object that description is of
+            described += 1
+            details = scene.extra["object_details"]
+            matches = [obj for obj, detail in zip(scene.objects, details, strict=True)
+                       if f"Info: {describe_object(detail['attributes'], obj.category)}." in prompt]
+        else:  # a category shown once
+            asked = [c for c in CATEGORIES + PROP_CATEGORIES if f"the {c}" in prompt]
+            matches = [obj for obj in scene.objects if obj.category in asked]
+        assert matches and all(obj.box == matches[0].box for obj in matches)
         # Integer pixels of the image, the format the VLT reward parses: "[x1, y1, x2, y2]".
         assert _answer(row) == "[" + ", ".join(str(round(v)) for v in matches[0].box) + "]"
+    assert described >= 5
 
 
 def test_same_seed_same_rows_other_seed_other_rows(pool):

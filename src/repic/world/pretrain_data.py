@@ -484,7 +484,24 @@ def category_yes_no_row(pool: ImagePool, rng: random.Random) -> Row:
 
 
 def category_box_row(pool: ImagePool, rng: random.Random) -> Row:
-    """A scene + "Where is the <category>?" for a category shown once -> its box ``[x1, y1, x2, y2]``."""
+    """A scene + "Where is the <category>?" for a category shown once -> its box ``[x1, y1, x2, y2]``.
+
+    A third of the rows ask in the VLT task's own form about an object described in a reference line with
+    a fresh name (``Name: <x>, Info: a tall red bear with ...``), any object of the scene: the look, not only
+    the category, picks the object, as VLT asks it about a concept.
+    """
+    if rng.random() < 1 / 3:
+        item = rng.choice(pool.scenes)
+        details = item.scene.extra.get("object_details") or []
+        described = [i for i, detail in enumerate(details) if detail.get("attributes") and i < len(item.scene.objects)]
+        if described:
+            index = rng.choice(described)
+            obj = item.scene.objects[index]
+            name = fresh_name(rng, pool.reserved_names)
+            info = describe_object(details[index]["attributes"], obj.category)
+            text = f"{vlt_problem(rng.choice(VLT_QUESTIONS), name, tag=name, info=info)} {VLT_ANSWER_INSTRUCTIONS['list']}"
+            return _row("category_box", [item.path], _images_then(1, text), format_box_answer(obj.box, style="list"),
+                        grounding=grounding_targets(item.scene, [index]))
     while True:
         item = rng.choice(pool.scenes)
         counts: dict[str, int] = {}
