@@ -59,7 +59,7 @@ def _strings() -> list[tuple[str, str]]:
 
 
 def _wrong_advice(strings: list[tuple[str, str]], commands: dict[tuple[str, ...], set[str]]) -> list[str]:
-    every_flag = set().union(*commands.values())
+    every_flag = set().union(*commands.values(), {"--help"})  # click adds --help to every command
     wrong = []
     for where, text in strings:
         quoted = set()

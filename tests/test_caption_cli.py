@@ -97,14 +97,15 @@ def test_oct_rows_are_answered_and_scored(run_cli, build):
     assert scored.exit_code == 0 and "recognition (OCT), 1 answer" in scored.stdout
 
 
-def test_missing_query_images_are_reported_and_skipped(run_cli, build):
+def test_unusable_query_images_are_reported_and_skipped(run_cli, build):
     scenes = build / "world" / "scenes"
-    result = run_cli("caption", shipped_base_path(), "--images", scenes / "s0.png", "--images", scenes / "nope.png",
+    (scenes / "notes.png").write_text("not an image")  # a missing file is refused before the model loads
+    result = run_cli("caption", shipped_base_path(), "--images", scenes / "s0.png", "--images", scenes / "notes.png",
                      "--concepts", "bako", "--database", build / "data" / "eval" / "database.json",
                      "--out", build / "out", *FAST)
     assert result.exit_code == 0, result.stderr
     assert "answered 1 queries, skipped 1" in result.stdout
-    assert "skipped --images, row 2: query image" in result.stderr and "nope.png does not exist" in result.stderr
+    assert "skipped --images, row 2: query image" in result.stderr and "does not decode" in result.stderr
     assert json.loads((build / "out" / "summary.json").read_text())["skipped"] == 1
 
 
