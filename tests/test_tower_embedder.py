@@ -32,7 +32,7 @@ def test_reference_means_and_query_tokens_are_unit_vectors(tower):
     assert means.shape[0] == 2
     np.testing.assert_allclose(np.linalg.norm(means, axis=1), 1.0, rtol=1e-5)
     tokens = tower.embed_tokens(_picture((200, 30, 30), size=112))
-    assert tokens.shape == (16, means.shape[1])  # one per 28 px cell of a 112 px query
+    assert tokens.shape == (16 + 9, means.shape[1])  # one per 28 px cell of a 112 px query, then 2 x 2 blocks
     np.testing.assert_allclose(np.linalg.norm(tokens, axis=1), 1.0, rtol=1e-5)
 
 

@@ -141,7 +141,7 @@ class Retriever:
             views = self.views(image)
             return self.embedder.embed([view for _, view in views]), [name for name, _ in views]
         tokens = embed_tokens(image.convert("RGB"))
-        names = [f"token {number}" for number in range(1, len(tokens) + 1)]
+        names = [f"token view {number}" for number in range(1, len(tokens) + 1)]
         crops = self._detector_views(image.convert("RGB"))
         if crops:
             tokens = np.concatenate([tokens, self.embedder.embed([crop for _, crop in crops])])
