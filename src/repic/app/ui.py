@@ -98,7 +98,8 @@ def build_app(service: CaptionService) -> gr.Blocks:
                     caption = gr.HighlightedText(label="Caption", elem_id="caption", combine_adjacent=True,
                                                 show_inline_category=False, show_legend=False)
                     found = gr.Markdown(elem_id="caption-info")
-                    shown = gr.Gallery(label="References shown to the model", columns=4, height=200, preview=False,
+                    shown = gr.Gallery(label="References shown to the model (similarity)", columns=4, height=200,
+                                       preview=False,
                                        object_fit="contain", fit_columns=False, elem_id="references")
             with gr.Accordion("Ask about one concept", open=False):
                 with gr.Row():
@@ -161,7 +162,7 @@ def build_app(service: CaptionService) -> gr.Blocks:
             references = []
             for tag in result["concepts_shown"]:
                 score = scores.get(tag)
-                label = tag if score is None else f"{tag} (similarity {score:.2f})"
+                label = tag if score is None else f"{tag} {score:.2f}"  # the cosine similarity retrieval found
                 if tag in database:
                     references.append((str(database.get(tag).images[0]), label))
             names = ", ".join(result["names"]) or "none"
