@@ -282,9 +282,24 @@ def test_a_non_empty_folder_is_refused_unless_overwriting_a_collection(tmp_path,
     (stray / "todo.txt").write_text("mine")
     with pytest.raises(RepicError, match="not empty"):
         generate_world(stray, SMALL)
-    with pytest.raises(RepicError, match="not a collection"):
+    with pytest.raises(RepicError, match="holds no collection.json"):
         generate_world(stray, SMALL, overwrite=True)
     assert (stray / "todo.txt").read_text() == "mine"  # nothing of the user's was deleted
+
+
+def test_an_interrupted_overwrite_leaves_the_earlier_world_intact(tmp_path):
+    root = tmp_path / "w"
+    generate_world(root, SMALL)
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    def interrupt(stage, done, total):
+        if stage == "scenes" and done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_world(root, WorldConfig(**{**SMALL.to_dict(), "seed": 7}), interrupt, overwrite=True)
+    assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["w"]  # no staging folder left behind
 
 
 def test_overwrite_replaces_an_earlier_collection(tmp_path):

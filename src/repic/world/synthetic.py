@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +43,12 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_bytes
-from ..data.collection import COLLECTION_FILE, Collection, save_collection
+from ..data.collection import COLLECTION_FILE, Collection, load_collection, save_collection
 from ..data.describe import describe_object
 from ..data.describe import describe_scene as describe_scene
 from ..data.describe import position_phrase as position_phrase
 from ..errors import RepicError
+from ..outputs import replace_folder
 from ..records import Concept, Scene, SceneObject
 from .render import (
     BACKDROP_COLORS,
@@ -422,31 +422,6 @@ def build_reference(world: World, tag: str, index: int) -> np.ndarray:
 _COLLECTION_PARTS = ("references", "scenes", "scenes.jsonl", "database.json", COLLECTION_FILE)
 
 
-def _prepare_folder(out_dir: Path, overwrite: bool) -> None:
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise RepicError(f"{out_dir} is a file; give a folder for the collection")
-    if not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise RepicError(f"{out_dir} is not empty; choose a new folder or pass overwrite=True (--overwrite)")
-    if not (out_dir / COLLECTION_FILE).is_file():
-        raise RepicError(
-            f"{out_dir} is not empty and holds no {COLLECTION_FILE}, so it is not a collection; "
-            "refusing to clear it: choose a new or empty folder (delete it first if an interrupted "
-            "generation left it)"
-        )
-    # The marker first: a run interrupted from here on leaves no folder that claims to be complete.
-    (out_dir / COLLECTION_FILE).unlink()
-    for part in _COLLECTION_PARTS:
-        target = out_dir / part
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-
-
 def generate_world(
     out_dir: str | Path,
     config: WorldConfig | None = None,
@@ -458,11 +433,18 @@ def generate_world(
 
     ``progress(stage, done, total)`` is called after each image (stages ``references`` and ``scenes``).
     ``out_dir`` must be new or empty, or an earlier collection when ``overwrite`` is set. ``config``
-    defaults to ``WorldConfig()``.
+    defaults to ``WorldConfig()``. The world is written beside ``out_dir`` and swapped in at the end
+    (``repic.outputs.replace_folder``): an interrupted or failed overwrite leaves the earlier world intact.
     """
     config = config if config is not None else WorldConfig()
     root = Path(out_dir).absolute()
-    _prepare_folder(root, overwrite)
+    with replace_folder(root, marker=COLLECTION_FILE, overwrite=overwrite) as staging:
+        _write_world(staging, config, progress, name=root.name)
+    return load_collection(root)
+
+
+def _write_world(root: Path, config: WorldConfig, progress: Callable[[str, int, int], None] | None, *,
+                 name: str) -> None:
     world = make_world(config, root)
     references = [(tag, k) for tag in world.concepts for k in range(config.refs_per_concept)]
     for done, (tag, k) in enumerate(references, start=1):
@@ -478,12 +460,10 @@ def generate_world(
         if progress:
             progress("scenes", done, len(keys))
     meta = {
-        "name": root.name,
+        "name": name,
         "generator": "repic.world.synthetic",
         "config": config.to_dict(),
         "categories": list(CATEGORIES),
         "distractor_categories": list(PROP_CATEGORIES),
     }
-    collection = Collection(root, world.concepts, scenes, world.splits, meta)
-    save_collection(collection)
-    return collection
+    save_collection(Collection(root, world.concepts, scenes, world.splits, meta))

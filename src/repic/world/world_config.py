@@ -77,17 +77,21 @@ class WorldConfig:
                 else getattr(self, f"n_train_{scene_kind}")
             )
             if train_count and self.n_train_concepts < needed:
-                yield f"{scene_kind} training scenes need at least {needed} training concepts; raise n_train_concepts"
+                yield (f"{scene_kind} training scenes need at least {needed} training concepts; raise n_train_concepts "
+                       "(--train-concepts)")
             if getattr(self, f"n_eval_{scene_kind}") and self.n_heldout_concepts < needed:
-                yield f"n_eval_{scene_kind} > 0 needs at least {needed} held-out concepts; raise n_heldout_concepts"
+                yield (f"n_eval_{scene_kind} > 0 needs at least {needed} held-out concepts; raise n_heldout_concepts "
+                       "(--heldout-concepts)")
+        if self.n_train_concepts + self.n_heldout_concepts > _MAX_CONCEPTS:  # checked first: no advice to raise
+            yield (f"at most {_MAX_CONCEPTS} concepts in all (100 per category); lower the concept counts "
+                   "(--train-concepts, --heldout-concepts)")
         known = min(_SYLLABLE_COUNT, 2 * self.n_train_concepts)
         if self.n_heldout_concepts > known * known - self.n_train_concepts:
             yield (
                 f"{self.n_heldout_concepts} held-out names cannot all be new combinations of the {known} "
-                "syllables the training names use; raise n_train_concepts or lower n_heldout_concepts"
+                "syllables the training names use; raise n_train_concepts (--train-concepts) or lower "
+                "n_heldout_concepts (--heldout-concepts)"
             )
-        if self.n_train_concepts + self.n_heldout_concepts > _MAX_CONCEPTS:
-            yield f"at most {_MAX_CONCEPTS} concepts in all (100 per category); lower the concept counts"
         for name in ("query_size", "reference_size"):
             size = getattr(self, name)
             if size % _PATCH or not 56 <= size <= 1008:
