@@ -34,6 +34,9 @@ HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on (0.0.
 BaseOpt = Annotated[Path | None, typer.Option("--base", help="The base model of a LoRA adapter folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if any), cpu or cuda.")]
 TokensOpt = Annotated[int, typer.Option("--max-new-tokens", help="New tokens per answer unless a request says.")]
+EmbedderOpt = Annotated[str, typer.Option(
+    "--embedder", help="Retrieval embedder: 'builtin' (offline colour embedder), 'tower:MODEL_DIR' (a Qwen-VL-family "
+                       "model's own vision tokens) or a CLIP / SigLIP hub id or folder.")]
 
 
 def _say(text: str, style: str = "") -> None:
@@ -47,7 +50,7 @@ def _needs(module: str, extra: str) -> None:
         raise RepicError(f"this command needs {module}, which is not installed; pip install 'repic[{extra}]'")
 
 
-def _service(model, database, base, settings):
+def _service(model, database, base, settings, embedder):
     from ..serve.defaults import default_database, default_model
     from ..serve.service import CaptionService
 
@@ -57,7 +60,7 @@ def _service(model, database, base, settings):
     db_path = chosen_db.path if chosen_db else database
     _say(f"model: {model_path}" + (f" ({chosen_model.origin})" if chosen_model else ""))
     _say(f"concepts: {db_path}" + (f" ({chosen_db.origin})" if chosen_db else ""))
-    service = CaptionService(model_path, db_path, base=base, settings=settings)
+    service = CaptionService(model_path, db_path, base=base, settings=settings, embedder=embedder)
     _say(f"loaded {len(service.store.database())} concepts and the model ({service.model_info()['mode']})")
     return service
 
@@ -77,6 +80,7 @@ def serve_command(
     max_new_tokens: TokensOpt = 128,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest accepted upload.")] = 10.0,
     max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", help="Largest accepted image.")] = 25_000_000,
+    embedder: EmbedderOpt = "builtin",
     base: BaseOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -93,7 +97,7 @@ def serve_command(
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_new_tokens=max_new_tokens, device=device,
         images=ImageLimits(int(max_upload_mb * 1024 * 1024), max_image_pixels), allowed_root=serve_path(allowed_root),
     )
-    service = _service(model, database, base, settings)
+    service = _service(model, database, base, settings, embedder)
     _say(f"serving on http://{host}:{port} (docs: /docs; OpenAI base URL: http://{host}:{port}/v1)"
          + ("; API key required" if api_key else ""))
     try:
@@ -108,6 +112,7 @@ def app_command(
     host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
     max_new_tokens: TokensOpt = 64,
+    embedder: EmbedderOpt = "builtin",
     base: BaseOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -117,7 +122,7 @@ def app_command(
     from ..app.ui import build_app
     from ..serve.service import ServiceSettings
 
-    service = _service(model, database, base, ServiceSettings(max_new_tokens=max_new_tokens, device=device))
+    service = _service(model, database, base, ServiceSettings(max_new_tokens=max_new_tokens, device=device), embedder)
     _say(f"app on http://{host}:{port}")
     try:
         build_app(service).launch(server_name=host, server_port=port, show_error=False, quiet=True)
