@@ -11,7 +11,9 @@ chose and why:
   so a served answer is exactly what ``repic caption`` would produce for the same inputs; only the
   ``generate`` call is shared with other requests, through the queue.
 - **Per-request generation settings** (new tokens, greedy or sampling) are validated here and capped by
-  ``ServiceSettings.max_new_tokens_limit``; requests with equal settings share batches.
+  ``ServiceSettings.max_new_tokens_limit``; requests with equal settings share batches. The KV cache is
+  the dynamic one also on CUDA: batches here come in every size, and the static cache's compiled
+  decoding would compile again for each new size.
 - **Names found** in a caption are read with the strict scorer's matcher (``repic.evaluate``) over every
   concept of the database, display names included.
 - **VLT boxes** are answered in the pixels the model saw and returned in the pixels of the uploaded image.
@@ -133,7 +135,7 @@ class CaptionService:
             raise ServiceError(400, f"max_new_tokens must be between 1 and {limit} on this server (got {tokens})")
         try:
             return GenerationSettings(max_new_tokens=tokens, do_sample=sample, temperature=temperature,
-                                      top_p=top_p, seed=seed)
+                                      top_p=top_p, seed=seed, cache="dynamic")
         except RepicError as exc:
             raise ServiceError(400, str(exc)) from None
 
