@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -39,9 +38,10 @@ def _prompt(text: str) -> PromptInput:
 
 def test_batches_gather_waiting_prompts_and_split_by_settings():
     seen: list[tuple[int, int]] = []
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def run(prompts, settings):
+        started.set()
         release.wait(5)  # hold the first batch until everything else is queued
         seen.append((len(prompts), settings.max_new_tokens))
         return [Generated(p.messages[0]["content"][0]["text"].upper(), 1, True) for p in prompts]
@@ -49,7 +49,7 @@ def test_batches_gather_waiting_prompts_and_split_by_settings():
     queue = BatchQueue(run, max_batch_size=4, max_wait_s=0.0)
     short, long = GenerationSettings(max_new_tokens=4), GenerationSettings(max_new_tokens=8)
     first = queue.submit(_prompt("a"), short)
-    time.sleep(0.05)  # the worker has taken "a" and waits in run()
+    assert started.wait(5)  # the worker has taken "a" alone and waits in run()
     futures = [queue.submit(_prompt(t), short if i % 2 == 0 else long) for i, t in enumerate("bcdefg")]
     release.set()
     assert first.result(5).text == "A"
