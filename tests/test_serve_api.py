@@ -124,6 +124,7 @@ def test_caption_by_retrieval_and_given(client):
     body = found.json()
     assert body["mode"] == "retrieve" and len(body["retrieved"]) == 2 and body["caption"]
     assert body["retrieved"][0]["tag"] == "<dana>" and 0 < body["retrieved"][0]["score"] <= 1
+    assert all(r["reference"] in (1, 2) for r in body["retrieved"])  # shipped concepts have two references
     assert body["concepts_shown"] == [r["tag"] for r in body["retrieved"]]
     assert set(body["timings"]) == {"retrieval_s", "generation_s", "total_s"}
     assert body["new_tokens"] <= 24

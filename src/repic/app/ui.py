@@ -158,13 +158,14 @@ def build_app(service: CaptionService) -> gr.Blocks:
                 return None, _problem(exc), []
             database = store.database()
             display = {c.tag: c.name for c in database}
-            scores = {r["tag"]: r["score"] for r in result["retrieved"]}
+            found = {r["tag"]: r for r in result["retrieved"]}
             references = []
             for tag in result["concepts_shown"]:
-                score = scores.get(tag)
+                score = found.get(tag, {}).get("score")
                 label = tag if score is None else f"{tag} {score:.2f}"  # the cosine similarity retrieval found
-                if tag in database:
-                    references.append((str(database.get(tag).images[0]), label))
+                if tag in database:  # the reference image retrieval matched (the first one when given by hand)
+                    images = database.get(tag).images
+                    references.append((str(images[found.get(tag, {}).get("reference", 1) - 1]), label))
             names = ", ".join(result["names"]) or "none"
             info = (f"Names in the caption: **{_e(names)}** · shown: {_e(', '.join(result['concepts_shown']))} · "
                     f"{result['timings']['total_s']:.2f} s")

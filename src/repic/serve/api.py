@@ -9,7 +9,7 @@
   ``DELETE``; ``GET /v1/concepts/{tag}/images/{n}`` returns a reference image (1 is the first).
 - ``POST /v1/caption``: an ``image`` upload or a server-side ``path`` inside ``--allowed-root``; ``mode``
   ``retrieve`` (``top_k``) or ``given`` (``concepts``: ``bo,kim``); returns the caption, the names it
-  contains, the retrieved concepts with scores and the timings.
+  contains, the retrieved concepts with scores (and which reference image matched) and the timings.
 - ``POST /v1/recognize`` (OCT, ``concept``) and ``POST /v1/locate`` (VLT, ``concept``): the same image inputs.
 - ``POST /v1/chat/completions``: OpenAI's chat format with image parts as data URLs; with ``"repic": {...}``
   in the body, a personalized caption over the concept database (``repic.serve.chat``).

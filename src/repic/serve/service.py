@@ -179,8 +179,8 @@ class CaptionService:
             "names": named_concepts(answer.generated.text, [c.tag for c in database], aliases),
             "mode": "given" if mode == "given" else "retrieve",
             "concepts_shown": [tag for tag, _ in prepared.references],
-            "retrieved": [{"tag": r.tag, "score": None if r.score is None else round(r.score, 4), "view": r.view}
-                          for r in prepared.retrieved],
+            "retrieved": [{"tag": r.tag, "score": None if r.score is None else round(r.score, 4), "view": r.view,
+                           "reference": _reference_number(database, r.tag, r.image)} for r in prepared.retrieved],
             "new_tokens": answer.generated.new_tokens,
             "finished": answer.generated.ended,
             "timings": _timings(prepared.retrieval_seconds, answer.queued_seconds, started),
@@ -264,6 +264,12 @@ class CaptionService:
                 "concepts": len(self.store.database()), "batching": {
                     "max_batch_size": self.settings.max_batch_size, "max_wait_ms": self.settings.max_wait_ms,
                     **self.batcher.stats.to_json()}}
+
+
+def _reference_number(database, tag: str, image: Path) -> int:
+    """Which of ``tag``'s reference images (1 = the first) retrieval matched and showed."""
+    images = database.get(tag).images
+    return images.index(image) + 1 if image in images else 1
 
 
 def _timings(retrieval: float, generation: float, started: float) -> dict[str, float]:
