@@ -251,6 +251,7 @@ def test_mix_rejects_bad_weights(weights, message):
         ({"vision_phase_steps": -1}, "fit in steps"),
         ({"phase_order": ("copy", "main")}, "phase_order must name each of copy, vision, decision, main once"),
         ({"grounding_weight": -1.0}, "grounding_weight cannot be negative"),
+        ({"grounding_phases": ("copy", "warmup")}, "grounding_phases must be among"),
         ({"phase_order": ("copy", "vision", "vision", "main")}, "phase_order must name each"),
     ],
 )
@@ -274,6 +275,7 @@ def test_phases_come_in_order_copy_vision_decision_main(pool):
     assert vision["object"] == 20  # the vision phase asks object questions only
     assert set(decision) <= {"matching", "category_yes_no", "category_box"} and decision["matching"] >= 6
     assert all(r["grounding"] for r in rows[40:60])  # every decision row says where its object is
+    assert not any(r["grounding"] for r in rows[:20])  # none in the copy phase (it kept copying from emerging)
 
 
 def test_phase_order_decides_the_rows_and_the_vision_window(pool):
@@ -285,7 +287,7 @@ def test_phase_order_decides_the_rows_and_the_vision_window(pool):
         ("vision", 2), ("copy", 3), ("decision", 0), ("main", 2)
     ]
     assert config.vision_window() == (0, 2)
-    assert PretrainConfig().vision_window() == (700, 1200)  # copy first, then vision
+    assert PretrainConfig().vision_window() == (900, 1400)  # copy first, then vision
     rows = _curriculum(pool, config)
     vision, copy = Counter(r["task"] for r in rows[:20]), Counter(r["task"] for r in rows[20:50])
     assert vision["object"] == 20 and copy["object"] == 0 and copy["echo"] >= 14

@@ -107,3 +107,23 @@ def test_a_short_seeded_run_learns_identity_and_colour_on_heldout_concepts(tiny)
     assert after["identity_rank1"] >= before["identity_rank1"] + 0.2, (before, after)
     assert after["identity_rank1"] >= 0.6, after
     assert accuracy["token_color_accuracy"] >= 2 / len(ATTRIBUTE_VALUES["color"]), accuracy  # chance: 1 in 10
+
+
+def test_copy_tower_moves_the_vision_weights_only(tmp_path):
+    from safetensors.torch import load_file
+
+    from repic.world.tiny import TinyModelConfig
+    from repic.world.vision import copy_tower
+
+    source = build_tiny_model(tmp_path / "source", texts=builtin_corpus(), config=TinyModelConfig(seed=1))
+    target = build_tiny_model(tmp_path / "target", texts=builtin_corpus(), config=TinyModelConfig(seed=2))
+    before = load_file(target / "model.safetensors")
+    record = copy_tower(source, target)
+    after, given = load_file(target / "model.safetensors"), load_file(source / "model.safetensors")
+    assert record["copied_from"] == str(source.resolve())
+    for name, value in after.items():
+        expected = given[name] if name.startswith("visual.") else before[name]
+        assert torch.equal(value, expected), name
+    assert (target / "vision_record.json").is_file() and (target / "tokenizer.json").is_file()
+    with pytest.raises(RepicError, match="no \\*.safetensors"):
+        copy_tower(tmp_path, target)

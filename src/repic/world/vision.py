@@ -253,7 +253,7 @@ def encode(visual: nn.Module, tower_input: TowerInput, images: Sequence[np.ndarr
     return list(torch.split(tokens, sizes))
 
 
-def _soft_positive_mask(keys: list[str]) -> torch.Tensor:
+def _same_identity(keys: list[str]) -> torch.Tensor:
     return torch.tensor([[a == b for b in keys] for a in keys])
 
 
@@ -288,7 +288,7 @@ def batch_losses(visual: nn.Module, heads: VisionHeads, tower_input: TowerInput,
     z_objects = F.normalize(pooled_all[[offsets[i] + o for i, o in identity_objects]], dim=-1)  # [N, width]
     z_views = F.normalize(torch.stack([v.mean(0) for v in view_tokens]), dim=-1)  # [N, width]
     keys = [batch[i].identities[o] for i, o in identity_objects]
-    same = _soft_positive_mask(keys) & ~torch.eye(len(keys), dtype=torch.bool)  # the same look twice: not a negative
+    same = _same_identity(keys) & ~torch.eye(len(keys), dtype=torch.bool)  # the same look twice: not a negative
     logits = (z_views @ z_objects.T / temperature).masked_fill(same, float("-inf"))
     target = torch.arange(len(keys))
     losses["identity"] = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
@@ -487,6 +487,44 @@ def pretrain_vision(model_dir: str | os.PathLike, config: VisionPretrainConfig =
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         for extra in folder.iterdir():  # records and configs the model folder already had
+            if extra.is_file() and not (staging / extra.name).exists():
+                (staging / extra.name).write_bytes(extra.read_bytes())
+        atomic_write_json(staging / VISION_RECORD_FILE, record)
+    return record
+
+
+def copy_tower(source: str | os.PathLike, model_dir: str | os.PathLike) -> dict[str, Any]:
+    """Put the vision tower (every ``visual.*`` weight) of the model in ``source`` into the model in
+    ``model_dir`` (same sizes), rewriting that folder atomically; returns ``source``'s vision record (or a
+    note that it has none), also written into ``model_dir``."""
+    import json
+
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ..atomic import atomic_folder
+
+    source, folder = Path(source), Path(model_dir)
+    weights = sorted(source.glob("*.safetensors"))
+    if not weights:
+        raise RepicError(f"{source} holds no *.safetensors weights to take a vision tower from")
+    tower = {}
+    for file in weights:
+        tower.update({name.removeprefix("visual."): value for name, value in load_file(file).items()
+                      if name.startswith("visual.")})
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
+    try:
+        model.model.visual.load_state_dict(tower, strict=True)
+    except RuntimeError as exc:
+        raise RepicError(f"the vision tower of {source} does not fit the model in {folder}: {str(exc)[:300]}") from None
+    record_path = source / VISION_RECORD_FILE
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    record = {**record, "copied_from": str(source.resolve())}
+    processor = AutoProcessor.from_pretrained(folder)
+    with atomic_folder(folder) as staging:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        for extra in folder.iterdir():
             if extra.is_file() and not (staging / extra.name).exists():
                 (staging / extra.name).write_bytes(extra.read_bytes())
         atomic_write_json(staging / VISION_RECORD_FILE, record)

@@ -80,7 +80,7 @@ def pretrain_tiny_command(
         typer.Option(
             "--steps",
             help="Optimizer steps of all phases, one fresh batch each; the copy, vision and decision phases keep "
-            "their shares (700, 500 and 400 of the default 2700).",
+            "their shares (900, 500 and 400 of the default 2900).",
         ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per step (default 32).")] = None,
@@ -100,6 +100,11 @@ def pretrain_tiny_command(
             help="Steps of the vision tower's own pretraining before the LM's (default 1500; 0: none, the "
             "tower then learns through the LM's loss in the vision phase).",
         ),
+    ] = None,
+    vision_from: Annotated[
+        Path | None,
+        typer.Option("--vision-from", help="Reuse the pretrained vision tower of this model folder instead of "
+                     "pretraining one (same sizes)."),
     ] = None,
     skill_checks: Annotated[
         int,
@@ -137,6 +142,8 @@ def pretrain_tiny_command(
     settings = {name: value for name, value in given.items() if value is not None}
     if vision_steps is not None:  # None itself is a setting here: no tower pretraining
         settings["vision"] = VisionPretrainConfig(steps=vision_steps, seed=seed) if vision_steps else None
+    if vision_from is not None:
+        settings["vision_tower_from"] = str(vision_from)
     config = PretrainConfig(seed=seed, skill_checks=skill_checks, world=WorldConfig(seed=world_seed), **settings)
     # The command as run, every setting spelled out, so the record reproduces the run.
     options = [
@@ -144,7 +151,8 @@ def pretrain_tiny_command(
         "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--lr", str(config.learning_rate),
         "--seed", str(seed), "--extra-scenes", str(config.extra_scenes), "--threads", str(config.threads),
         "--skill-checks", str(skill_checks),
-        "--vision-steps", str(config.vision.steps if config.vision is not None else 0),
+        *(["--vision-from", str(vision_from)] if vision_from is not None else
+          ["--vision-steps", str(config.vision.steps if config.vision is not None else 0)]),
         "--probe" if probe else "--no-probe", *(["--overwrite"] if overwrite else []),
     ]
     quiet_libraries()
