@@ -87,7 +87,7 @@ def pretrained(world, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     config = PretrainConfig(
         steps=4, batch_size=4, vision_phase_steps=1, copy_phase_steps=1, decision_phase_steps=1, extra_scenes=6,
-        extra_references=1, skill_checks=1, world=SMALL_WORLD, vision=TINY_VISION,
+        extra_references=1, skill_checks=1, world=SMALL_WORLD, vision=TINY_VISION, final_stage_steps=2,
     )
     record = pretrain_tiny(root / "base", config, world_dir=world.root, work_dir=root / "work", probe=QUICK_PROBE,
                            command="test run")
@@ -377,6 +377,7 @@ def test_pretraining_runs_through_sft_trainer_and_changes_the_weights(pretrained
     assert record["training"]["steps"] == 4
     assert record["data"]["rows"] == 4 * 4  # every row seen once
     assert record["training"]["grounding_loss_curve"]  # the decision row's grounding loss was computed
+    assert record["final_stage"]["steps"] == 2 and sum(record["final_stage"]["rows_per_task"].values()) == 2 * 4
     assert record["vision"]["train_concepts"] == SMALL_WORLD.n_train_concepts + TINY_VISION.extra_concepts  # the tower's own stage ran first
     assert (root / "base" / "vision_record.json").is_file()
     checks = record["training"]["checks_by_step"]
