@@ -442,8 +442,6 @@ def pretrain_vision(model_dir: str | os.PathLike, config: VisionPretrainConfig =
     rewritten atomically); returns the record, also written as ``vision_record.json`` in the folder."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ..atomic import atomic_folder
-
     say = progress or (lambda message: None)
     world = world or WorldConfig()
     folder = Path(model_dir)
@@ -483,13 +481,7 @@ def pretrain_vision(model_dir: str | os.PathLike, config: VisionPretrainConfig =
     }
     say(f"vision: held-out identity rank-1 {before.get('identity_rank1')} -> {after.get('identity_rank1')}, "
         f"present AUC {before.get('present_auc')} -> {after.get('present_auc')}")
-    with atomic_folder(folder) as staging:
-        model.save_pretrained(staging)
-        processor.save_pretrained(staging)
-        for extra in folder.iterdir():  # records and configs the model folder already had
-            if extra.is_file() and not (staging / extra.name).exists():
-                (staging / extra.name).write_bytes(extra.read_bytes())
-        atomic_write_json(staging / VISION_RECORD_FILE, record)
+    _rewrite(folder, model, processor, record)
     return record
 
 
@@ -501,8 +493,6 @@ def copy_tower(source: str | os.PathLike, model_dir: str | os.PathLike) -> dict[
 
     from safetensors.torch import load_file
     from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from ..atomic import atomic_folder
 
     source, folder = Path(source), Path(model_dir)
     weights = sorted(source.glob("*.safetensors"))
@@ -520,7 +510,15 @@ def copy_tower(source: str | os.PathLike, model_dir: str | os.PathLike) -> dict[
     record_path = source / VISION_RECORD_FILE
     record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
     record = {**record, "copied_from": str(source.resolve())}
-    processor = AutoProcessor.from_pretrained(folder)
+    _rewrite(folder, model, AutoProcessor.from_pretrained(folder), record)
+    return record
+
+
+def _rewrite(folder: Path, model: Any, processor: Any, record: dict[str, Any]) -> None:
+    """Save ``model`` and ``processor`` over ``folder`` atomically, keeping the folder's other files
+    (records, configs) and adding the vision record."""
+    from ..atomic import atomic_folder
+
     with atomic_folder(folder) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
@@ -528,4 +526,3 @@ def copy_tower(source: str | os.PathLike, model_dir: str | os.PathLike) -> dict[
             if extra.is_file() and not (staging / extra.name).exists():
                 (staging / extra.name).write_bytes(extra.read_bytes())
         atomic_write_json(staging / VISION_RECORD_FILE, record)
-    return record
