@@ -135,7 +135,14 @@ def test_results_hold_every_model_evaluation_and_count(quick):
                 # the official single-concept script scores one concept per row, the others all of them
                 assert scores["total"] == rows[key] * per_row[key]
             # skip-retrieval shows only true concepts: nothing absent can be named, so nothing is counted
-            assert (result["absent_named"] is None) == (not key.endswith("retrieval"))
+            if not key.endswith("retrieval"):
+                assert result["absent_named"] is None and result["retrieval_top1"] is None
+                continue
+            # retrieval offers K = 2: an absent concept is offered unless the top 2 are exactly the true ones
+            recall = result["retrieval_recall"]
+            assert recall["total"] == rows[key] * per_row[key] and result["retrieval_top1"]["total"] == rows[key]
+            every_true_found = per_row[key] == 2 and recall["hits"] == recall["total"]
+            assert (result["absent_named"] is None) == every_true_found
         assert (
             item["recognition"]["total"] == 8 and item["localization"]["total"] == 4
         )  # QUICK_BUILD eval counts
