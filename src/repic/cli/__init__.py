@@ -41,7 +41,11 @@ def _load_command_plugins() -> None:
     """Let installed packages add commands; the library itself never imports them (``repic.world`` is one)."""
     groups = {"": app, "data": data_cmd.app, "models": models_cmd.app, "train": train_cmd.app, "db": db_cmd.app}
     for entry_point in entry_points(group=COMMAND_PLUGINS):
-        entry_point.load()(groups)
+        try:
+            entry_point.load()(groups)
+        except Exception as exc:  # a broken plugin must not take the library's own commands down with it
+            print(f"warning: the {entry_point.name!r} commands ({entry_point.value}) did not load: {exc}",
+                  file=sys.stderr)
 
 
 _load_command_plugins()

@@ -58,7 +58,8 @@ class RetrievedConcept:
     ``score`` is the cosine similarity of the best (view, reference image) pair, ``None`` for a concept
     taken because the question names it; ``image`` is the reference image to show for it (the best
     matching one, or the concept's first image when named); ``view`` says which view matched
-    (``"image"``, ``"grid 1"``..``"grid 9"``, ``"crop 1 (cat)"``...) or ``"named in the question"``.
+    (``"image"``, ``"grid 1"``..``"grid 9"``, ``"token view 1"``..., ``"crop 1 (cat)"``...) or ``"named in the
+    question"``.
     """
 
     tag: str
@@ -140,9 +141,10 @@ class Retriever:
         if embed_tokens is None:
             views = self.views(image)
             return self.embedder.embed([view for _, view in views]), [name for name, _ in views]
-        tokens = embed_tokens(image.convert("RGB"))
+        image = image.convert("RGB")
+        tokens = embed_tokens(image)
         names = [f"token view {number}" for number in range(1, len(tokens) + 1)]
-        crops = self._detector_views(image.convert("RGB"))
+        crops = self._detector_views(image)
         if crops:
             tokens = np.concatenate([tokens, self.embedder.embed([crop for _, crop in crops])])
             names += [name for name, _ in crops]

@@ -67,9 +67,6 @@ class TowerEmbedder:
     def id(self) -> str:
         return self._id
 
-    def _tokens(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
-        return [tokens for tokens, _ in self._token_grids(images)]
-
     def _token_grids(self, images: Sequence[Image.Image]) -> list[tuple[np.ndarray, tuple[int, int]]]:
         """Each image's merged tokens ``[T, D]`` (raster order) and their grid (rows, columns)."""
         import torch
@@ -92,7 +89,7 @@ class TowerEmbedder:
         """``[len(images), D]``: each image's mean token, unit length."""
         if not images:
             return np.zeros((0, 0), dtype=np.float32)
-        return l2_normalise(np.stack([tokens.mean(axis=0) for tokens in self._tokens(images)]))
+        return l2_normalise(np.stack([tokens.mean(axis=0) for tokens, _ in self._token_grids(images)]))
 
     def embed_tokens(self, image: Image.Image) -> np.ndarray:
         """``[T + B, D]``: every visual token of one image (raster order), then the mean of every 2 x 2 block

@@ -40,8 +40,8 @@ class GroundingCollator:
         targets = [list(example.pop(GROUNDING_COLUMN, None) or []) for example in examples]
         batch = self.inner(examples)
         width = max((len(t) for t in targets), default=0)
-        if width:
-            padded = [t + [float("nan")] * (width - len(t)) if t else [float("nan")] * width for t in targets]
+        if width:  # a row without targets (or with another token count) is all NaN: the loss skips it
+            padded = [t if len(t) == width else [float("nan")] * width for t in targets]
             batch[GROUNDING_COLUMN] = torch.tensor(padded, dtype=torch.float32)
         return batch
 

@@ -14,13 +14,15 @@ whether an object is the one in a reference image) and to copy the names given i
   each. Measured here, 40 % of these rows in the vision phase (with 60 % object rows) kept held-out
   object category accuracy at 0.09-0.19 where object rows alone reached 0.78, so it is opt-in.
 - **describe**: a scene -> its generic caption by category, attributes and position (``describe_scene``),
-  or a single-object view -> ``A photo of <object phrase>.``: never a name. Some scene rows use the RAP
-  inference layout (a reference with a fresh name, then the query), so the demo's zero-shot prompt is
-  answered with a caption of the query.
+  or a single-object view -> ``A photo of <object phrase>.``. Some scene rows use the RAP inference layout
+  (one to four references with fresh names, then the query), so the demo's caption prompts are answered
+  with a caption of the query whatever the number of references; a referenced concept that is in the scene
+  is named in its phrase half of the time, one that is not never is.
 - **category yes/no**: "Is there a <category> in this image?" -> yes / no, balanced.
 - **category box**: "Where is the <category>?" (a category present once) -> ``[x1, y1, x2, y2]``, integer
   pixels of the image as the model sees it (the world's sizes are multiples of 28, so these are the
-  image's own pixels), which the VLT reward parses.
+  image's own pixels), which the VLT reward parses. A third of the rows ask in VLT's own form about an
+  object described under a fresh name (``Name: <x>, Info: a tall red bear ...``).
 - **echo**: a reference view with ``Name: <x>, Info: ...`` -> "its name is <x>." and variants, in the
   RePIC training layout or the RAP inference layout. ``<x>`` is a FRESH name drawn from the syllable
   inventory, never the name of any concept of the world (training or held-out). A feasibility study found
@@ -31,6 +33,9 @@ whether an object is the one in a reference image) and to copy the names given i
 - **matching**: a single-object view + a scene -> "yes" if that very object is in the scene, else "no";
   balanced, negatives mostly scenes with another object of the same category: what RePIC's OCT reward
   trains, without names.
+
+Matching, category yes/no and box rows also carry ``grounding`` targets (``grounding_targets``): which of
+the query's tokens show the object asked about, for the grounding loss (``repic.world.grounding``).
 
 Choices, and why:
 
@@ -82,12 +87,12 @@ from ..prompts import (
     PRETRAIN_MATCH_QUESTIONS,
     PRETRAIN_OBJECT_QUESTIONS,
     PRETRAIN_SCENE_OBJECT_QUESTIONS,
-    QUERY_IMAGE_LEAD,
     TRAIN_CAPTION_QUESTIONS,
     VLT_ANSWER_INSTRUCTIONS,
     VLT_QUESTIONS,
     format_box_answer,
     ict_problem,
+    inference_messages,
     oct_problem,
     reference_line,
     vlt_problem,
@@ -101,10 +106,12 @@ from .synthetic import (
     SYLLABLES,
     World,
     WorldConfig,
+    build_object_view,
     build_reference,
     build_scene,
     make_world,
 )
+from .tiny import TOKEN_CELL
 
 Row = dict[str, Any]
 PRETRAIN_TASKS: tuple[str, ...] = (
@@ -112,7 +119,6 @@ PRETRAIN_TASKS: tuple[str, ...] = (
 )
 _EXTRA_SCENE_KINDS = {"single": 0.4, "two": 0.2, "four": 0.1, "negative": 0.3}
 _HARD_NEGATIVE_SHARE = 0.75  # matching negatives with a same-category object in the scene, when one exists
-TOKEN_CELL = 28  # pixels per visual token side after Qwen2.5-VL's 2 x 2 merge of 14 px patches
 
 
 @dataclass(frozen=True)
@@ -298,10 +304,8 @@ def _object_views(config: WorldConfig, scenes: list[PoolScene], out_dir: Path, l
                 return views
             if obj.concept is not None or "attributes" not in detail:
                 continue
-            stand_in = Concept("<object>", "", obj.category, "", [], {"attributes": dict(detail["attributes"])})
-            world = World(config, {stand_in.tag: stand_in}, {"train": [stand_in.tag]})
             path = out_dir / f"{len(views):05d}.png"
-            atomic_write_bytes(path, png_bytes(build_reference(world, stand_in.tag, len(views))))
+            atomic_write_bytes(path, png_bytes(build_object_view(config, obj.category, detail["attributes"], len(views))))
             views.append(ObjectView(obj.category, dict(detail["attributes"]), path, scene_index, object_index))
     return views
 
@@ -451,23 +455,16 @@ def describe_row(pool: ImagePool, rng: random.Random, *, view_share: float = 0.4
     for tag in tags:
         names[tag] = fresh_name(rng, set(pool.reserved_names) | set(names.values()))
     named = {i: names[tag] for i, tag in referenced if rng.random() < name_share}
-    content: list[dict[str, str]] = []
-    for number, tag in enumerate(tags, start=1):
-        content += [{"type": "image"}, {"type": "text", "text": f"{number}. {reference_line(names[tag], pool.concepts[tag].info)}"}]
-    content += [{"type": "image"}, {"type": "text", "text": f"{QUERY_IMAGE_LEAD} {question}"}]
+    content = _rap_layout([(names[tag], pool.concepts[tag].info) for tag in tags], question)
     images = [rng.choice(pool.references[tag]) for tag in tags] + [item.path]
     caption = describe_scene(item.scene, pool.concepts, named)
     return _row("describe", images, content, caption, system=INFERENCE_SYSTEM_PROMPT)
 
 
-def _rap_layout(reference: str, question: str) -> list[dict[str, str]]:
-    """The RAP inference layout's user turn for one reference: its image and line, the query and question."""
-    return [
-        {"type": "image"},
-        {"type": "text", "text": f"1. {reference}"},
-        {"type": "image"},
-        {"type": "text", "text": f"{QUERY_IMAGE_LEAD} {question}"},
-    ]
+def _rap_layout(references: list[tuple[str, str]], question: str) -> list[dict[str, str]]:
+    """The RAP inference layout's user turn (``repic.prompts.inference_messages``): each reference's image and
+    ``N. Name: <x>, Info: ...`` line, then the query image and question."""
+    return inference_messages(references, question)[1]["content"]
 
 
 def category_yes_no_row(pool: ImagePool, rng: random.Random) -> Row:
@@ -536,7 +533,7 @@ def echo_row(pool: ImagePool, rng: random.Random, *, own_name: bool = False) -> 
         text = f"{line}\n{rng.choice(PRETRAIN_ECHO_QUESTIONS)}"
         return _row("echo", [reference], _images_then(1, text), answer)
     query = rng.choice(pool.scenes).path
-    content = _rap_layout(line, rng.choice(PRETRAIN_ECHO_QUERY_QUESTIONS))
+    content = _rap_layout([(name, pool.concepts[tag].info)], rng.choice(PRETRAIN_ECHO_QUERY_QUESTIONS))
     return _row("echo", [reference, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
 
 
@@ -560,10 +557,7 @@ def echo_multi_row(pool: ImagePool, rng: random.Random) -> Row:
     if rng.random() < 0.5:
         text = "\n".join(lines) + "\n" + question
         return _row("echo_multi", references, _images_then(count, text), answer)
-    content: list[dict[str, str]] = []
-    for number, line in enumerate(lines, start=1):
-        content += [{"type": "image"}, {"type": "text", "text": f"{number}. {line}"}]
-    content += [{"type": "image"}, {"type": "text", "text": f"{QUERY_IMAGE_LEAD} {question}"}]
+    content = _rap_layout([(name, pool.concepts[tag].info) for name, tag in zip(names, tags, strict=True)], question)
     query = rng.choice(pool.scenes).path
     return _row("echo_multi", [*references, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
 

@@ -418,6 +418,13 @@ def build_reference(world: World, tag: str, index: int) -> np.ndarray:
     return render(Picture(size, size, _backdrop(rng, plain=True), (placement,), lighting)).image
 
 
+def build_object_view(config: WorldConfig, category: str, attributes: Attributes, index: int) -> np.ndarray:
+    """Reference view ``index`` of any object (a distractor's look, say), drawn exactly as a concept's
+    reference is: on a world holding just that object."""
+    stand_in = Concept("<object>", "", category, "", [], {"attributes": dict(attributes)})
+    return build_reference(World(config, {stand_in.tag: stand_in}, {"train": [stand_in.tag]}), stand_in.tag, index)
+
+
 # ----------------------------------------------------------------------------------------------- writing
 _COLLECTION_PARTS = ("references", "scenes", "scenes.jsonl", "database.json", COLLECTION_FILE)
 

@@ -108,6 +108,11 @@ class TinyModelConfig:
         return [temporal, height, half - temporal - height]  # head dim 128 -> [16, 24, 24], as in Qwen2.5-VL
 
 
+# Pixels per side of one visual token after the merge (14 px patches, 2 x 2 merged): the cells that the
+# grounding and the tower's dense targets are given for.
+TOKEN_CELL = TinyModelConfig().patch_size * TinyModelConfig().merge_size
+
+
 def qwen2_5_vl_config(config: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
     """The Qwen2.5-VL model config for ``config``, with the tokenizer's special-token ids wired in."""
 

@@ -59,6 +59,7 @@ from ..atomic import atomic_write_json
 from ..errors import RepicError
 from ..records import Concept
 from .synthetic import (
+    _CONCEPTS_PER_KIND,
     ATTRIBUTE_VALUES,
     ATTRIBUTES,
     CATEGORIES,
@@ -67,12 +68,12 @@ from .synthetic import (
     World,
     WorldConfig,
     _accent_ok,
-    _distance,
     _random_attributes,
-    build_reference,
+    build_object_view,
     build_scene,
     make_world,
 )
+from .tiny import TOKEN_CELL
 
 VISION_RECORD_FILE = "vision_record.json"
 OBJECT_CATEGORIES: tuple[str, ...] = CATEGORIES + PROP_CATEGORIES
@@ -116,24 +117,23 @@ class VisionPretrainConfig:
 
 # ------------------------------------------------------------------------------------------ the world
 def pretraining_world(world: World, extra_concepts: int, seed: int = 0) -> World:
-    """``world`` with ``extra_concepts`` more training concepts, each distinct (two or more attributes) from
-    every concept of its category and never looking like any concept of ``world``, held-out ones included."""
+    """``world`` with ``extra_concepts`` more training concepts, each looking like no other concept: none of
+    ``world``'s (held-out ones included) and none added before it."""
     rng = np.random.default_rng([world.config.seed, 101, seed])
-    concepts = dict(world.concepts)
-    train = list(world.splits["train"])
+    grown = World(world.config, dict(world.concepts),
+                  {"train": list(world.splits["train"]), "heldout": list(world.splits.get("heldout", []))})
     for index in range(extra_concepts):
         tag = f"<pretrain{index:04d}>"  # never a name the LM sees: the tower reads pixels only
         category = CATEGORIES[index % len(CATEGORIES)]
-        same = [c.extra["attributes"] for c in concepts.values() if c.category == category]
         for _ in range(200):
             attributes = _random_attributes(rng)
-            if _accent_ok(attributes) and all(_distance(attributes, other) >= 1 for other in same):
+            if _accent_ok(attributes) and not grown.is_taken(category, attributes):
                 break
         else:
             raise RepicError(f"cannot find {extra_concepts} distinct extra concepts; lower extra_concepts")
-        concepts[tag] = Concept(tag, tag[1:-1], category, "", [], {"attributes": attributes})
-        train.append(tag)
-    return World(world.config, concepts, {"train": train, "heldout": list(world.splits.get("heldout", []))})
+        grown.concepts[tag] = Concept(tag, tag[1:-1], category, "", [], {"attributes": attributes})
+        grown.splits["train"].append(tag)
+    return grown
 
 
 @dataclass
@@ -160,13 +160,7 @@ def classes(attribute: str) -> int:
     return len(OBJECT_CATEGORIES if attribute == "category" else ATTRIBUTE_VALUES[attribute])
 
 
-def _view(world: World, category: str, attributes: dict[str, str], index: int) -> np.ndarray:
-    """A reference-style view of any object, drawn by the world's own reference renderer."""
-    stand_in = Concept("<object>", "", category, "", [], {"attributes": dict(attributes)})
-    return build_reference(World(world.config, {stand_in.tag: stand_in}, {"train": [stand_in.tag]}), stand_in.tag, index)
-
-
-def sample_from_scene(world: World, split: str, kind: str, index: int, *, cell: int = 28,
+def sample_from_scene(world: World, split: str, kind: str, index: int, *, cell: int = TOKEN_CELL,
                       cell_cover: float = 0.25, view_index: int = 0) -> VisionSample:
     """Render scene (split, kind, index) of ``world`` with its token, object and identity targets."""
     scene, picture, rendered = build_scene(world, split, kind, index)
@@ -201,7 +195,7 @@ def sample_from_scene(world: World, split: str, kind: str, index: int, *, cell: 
             views.append(None)
             continue
         identities.append(obj.concept or f"{placement.category}:{sorted(placement.attributes.items())}")
-        views.append(_view(world, placement.category, placement.attributes, view_index + o))
+        views.append(build_object_view(world.config, placement.category, placement.attributes, view_index + o))
     return VisionSample(rendered.image, token_targets, weights, object_targets, identities, views)
 
 
@@ -210,7 +204,7 @@ def render_samples(world: World, count: int, *, seed: int, split: str = "train",
     """``count`` scenes of one split, kinds drawn at random (seeded), each with a fresh view per object."""
     rng = random.Random(f"{seed}:vision-scenes:{split}")
     concepts = len(world.splits[split])
-    kinds = [kind for kind, shown in zip(KINDS, (1, 2, 4, 0), strict=True) if shown <= concepts]  # what the split can fill
+    kinds = [kind for kind in KINDS if _CONCEPTS_PER_KIND[kind] <= concepts]  # what the split can fill
     samples = []
     for i in range(count):
         kind = rng.choice(kinds)
@@ -317,15 +311,6 @@ def _auc(positive: Sequence[float], negative: Sequence[float]) -> float:
 
 
 @torch.no_grad()
-def match_scores(visual: nn.Module, tower_input: TowerInput, views: Sequence[np.ndarray],
-                 scenes: Sequence[np.ndarray]) -> np.ndarray:
-    """For each (view, scene) pair, the best cosine between the view's mean token and a scene token."""
-    z_views = F.normalize(torch.stack([v.mean(0) for v in encode(visual, tower_input, views)]), dim=-1)
-    scene_tokens = [F.normalize(t, dim=-1) for t in encode(visual, tower_input, scenes)]
-    return np.array([float((t @ z).max()) for z, t in zip(z_views, scene_tokens, strict=True)])
-
-
-@torch.no_grad()
 def evaluate_vision(visual: nn.Module, tower_input: TowerInput, samples: Sequence[VisionSample],
                     threshold: float | None = None, seed: int = 0) -> dict[str, float]:
     """What the tower alone tells on ``samples`` (held-out scenes, views of their objects).
@@ -339,6 +324,7 @@ def evaluate_vision(visual: nn.Module, tower_input: TowerInput, samples: Sequenc
     hits = total = 0
     positives, negatives = [], []
     scene_tokens = encode(visual, tower_input, [s.image for s in samples])
+    unit_tokens = [F.normalize(tokens, dim=-1) for tokens in scene_tokens]
     for i, s in enumerate(samples):
         ids = [o for o, key in enumerate(s.identities) if key is not None]
         if not ids:
@@ -355,9 +341,8 @@ def evaluate_vision(visual: nn.Module, tower_input: TowerInput, samples: Sequenc
             if not candidates:
                 continue
             j = rng.choice(candidates)
-            tokens_i, tokens_j = F.normalize(scene_tokens[i], dim=-1), F.normalize(scene_tokens[j], dim=-1)
-            positives.append(float((tokens_i @ z[k]).max()))
-            negatives.append(float((tokens_j @ z[k]).max()))
+            positives.append(float((unit_tokens[i] @ z[k]).max()))
+            negatives.append(float((unit_tokens[j] @ z[k]).max()))
     result = {"identity_rank1": hits / max(1, total), "identity_pairs": total}
     if positives:
         result["present_auc"] = _auc(positives, negatives)
@@ -412,12 +397,13 @@ def train_tower(visual: nn.Module, tower_input: TowerInput, train: Sequence[Visi
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _schedule(step, config))
     rng = random.Random(f"{config.seed}:vision-batches")
+    train = list(train)
     visual.train()
     curve: list[dict[str, float]] = []
     every = max(1, config.steps // 30)
     running: dict[str, float] = {}
     for step in range(config.steps):
-        batch = rng.sample(list(train), min(config.batch_size, len(train)))
+        batch = rng.sample(train, min(config.batch_size, len(train)))
         losses = batch_losses(visual, heads, tower_input, batch, config.temperature, rng)
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
@@ -485,6 +471,18 @@ def pretrain_vision(model_dir: str | os.PathLike, config: VisionPretrainConfig =
     return record
 
 
+def check_tower_source(source: str | os.PathLike) -> list[Path]:
+    """The weight files of the model folder ``source`` a tower is to be taken from; ``RepicError`` if none."""
+    source = Path(source)
+    weights = sorted(source.glob("*.safetensors")) if source.is_dir() else []
+    if not weights:
+        raise RepicError(
+            f"{source} holds no *.safetensors weights to take a vision tower from; pass a model folder "
+            "(a pretrain-tiny --out or its work folder's initial/)"
+        )
+    return weights
+
+
 def copy_tower(source: str | os.PathLike, model_dir: str | os.PathLike) -> dict[str, Any]:
     """Put the vision tower (every ``visual.*`` weight) of the model in ``source`` into the model in
     ``model_dir`` (same sizes), rewriting that folder atomically; returns ``source``'s vision record (or a
@@ -495,9 +493,7 @@ def copy_tower(source: str | os.PathLike, model_dir: str | os.PathLike) -> dict[
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     source, folder = Path(source), Path(model_dir)
-    weights = sorted(source.glob("*.safetensors"))
-    if not weights:
-        raise RepicError(f"{source} holds no *.safetensors weights to take a vision tower from")
+    weights = check_tower_source(source)
     tower = {}
     for file in weights:
         tower.update({name.removeprefix("visual."): value for name, value in load_file(file).items()

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
+from ...cli.console import say
 from ...cli.quiet import quiet_libraries
 
-_out = Console(highlight=False)
 INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C
 
 
@@ -78,30 +76,26 @@ def demo_command(
         ]
     )
     try:
-        outcome = run_demo(settings, fresh=not reuse, progress=_say, command=command)
+        outcome = run_demo(settings, fresh=not reuse, progress=say, command=command)
     except (DemoInterrupted, KeyboardInterrupt) as exc:
-        _say(
+        say(
             f"stopped: {exc or 'interrupted'}; run the same command again to continue from the finished stages",
             "yellow",
         )
         sys.exit(INTERRUPTED_EXIT)
-    _say("")
-    _say(results_table(outcome.results))
-    _say("")
-    _say("The paper's claim on this run (RePIC's number vs the other's, %):")
+    say("")
+    say(results_table(outcome.results))
+    say("")
+    say("The paper's claim on this run (RePIC's number vs the other's, %):")
     for check in outcome.results.checks:
         verdict = "holds" if check.holds else "does NOT hold"
-        _say(
+        say(
             f"  {verdict:<13} {check.statement}: {check.repic} vs {check.other}",
             "green" if check.holds else "red",
         )
-    _say("")
-    _say(f"report: {outcome.report.markdown}")
+    say("")
+    say(f"report: {outcome.report.markdown}")
 
 
 def _option(name: str, value: object) -> list[str]:
     return [] if value is None else [name, str(value)]
-
-
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)

@@ -140,8 +140,9 @@ def pretrain_tiny_command(
     if vision_steps is not None and vision_steps < 0:
         raise RepicError("--vision-steps cannot be negative; 0 skips the tower's own pretraining")
     settings = {name: value for name, value in given.items() if value is not None}
-    if vision_steps is not None:  # None itself is a setting here: no tower pretraining
-        settings["vision"] = VisionPretrainConfig(steps=vision_steps, seed=seed) if vision_steps else None
+    # The tower's stage follows --seed like every other draw; --vision-steps 0 means no stage (None).
+    steps_given = {"steps": vision_steps} if vision_steps else {}
+    settings["vision"] = None if vision_steps == 0 else VisionPretrainConfig(seed=seed, **steps_given)
     if vision_from is not None:
         settings["vision_tower_from"] = str(vision_from)
     config = PretrainConfig(seed=seed, skill_checks=skill_checks, world=WorldConfig(seed=world_seed), **settings)
