@@ -82,8 +82,11 @@ def test_metrics_log_each_tasks_reward_kl_length_and_learning_rate(grpo_run):
     steps = [row for row in rows if not row.get("summary")]
     assert [row["step"] for row in steps] == [1, 2]
     for row in steps:
-        for key in ("reward", "kl", "completions/mean_length", "learning_rate", "time/generation", "time/step"):
+        for key in ("reward", "kl", "completions/mean_length", "learning_rate", "time/generation", "time/rewards",
+                    "time/generate_and_score", "time/step", "time/update"):
             assert row[key] is not None, key
+        # the rollouts and the rewards are two parts of generating and scoring, itself a part of the step
+        assert row["time/generation"] + row["time/rewards"] <= row["time/generate_and_score"] <= row["time/step"]
         assert {f"rewards/{task}/mean" for task in TASKS} <= set(row)  # null when a step had no such prompt
         assert row["rewards/oct/mean"] is not None and row["rewards/ict/mean"] is None
     assert steps[0]["learning_rate"] == pytest.approx(1e-4)  # the demo's constant rate

@@ -6,7 +6,7 @@ time). ``train_warmup`` runs only a GRPO recipe's SFT warm-up stage. ``heldout_r
 model's mean reward per task on held-out samples. Modules:
 ``config`` (settings and recipes), ``dataset`` (samples -> TRL rows), ``guards`` (checks before compute),
 ``run_folder`` (layout, logs, Ctrl-C), ``session`` (what both trainers share), ``grpo``, ``sft``,
-``heldout``.
+``heldout``, ``trl_compat`` (every use of TRL beyond its public API).
 
 The trainers pull in TRL and torch, so they are imported on first use: reading a recipe stays cheap.
 """

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import PrinterCallback
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig
 
 from ..data.samples import load_samples
 from ..errors import RepicError
@@ -72,41 +72,22 @@ from .session import (
     training_samples,
     world_size,
 )
+from .trl_compat import PhaseTimedGRPOTrainer, enable_compiled_generation
 
 
-class RepicGRPOTrainer(GRPOTrainer):
+class RepicGRPOTrainer(PhaseTimedGRPOTrainer):
     """``GRPOTrainer`` plus phase timings in its logs, and compiled decoding when asked.
 
     Logged per step: ``time/generation`` (rollouts), ``time/rewards`` (the reward functions) and
-    ``time/generate_and_score`` (rollouts, rewards, reference log-probabilities and advantages); the
-    metrics callback adds ``time/step`` and ``time/update`` (the rest: forward, backward, optimizer).
+    ``time/generate_and_score`` (rollouts, rewards, reference log-probabilities and advantages), from
+    ``repic.train.trl_compat``; the metrics callback adds ``time/step`` and ``time/update`` (the rest:
+    forward, backward, optimizer).
     """
 
     def __init__(self, *args: Any, compile_generation: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if compile_generation and hasattr(self, "generation_config"):
-            self.generation_config.disable_compile = False
-
-    def _timed(self, name: str, started: float) -> None:
-        self._metrics["train" if self.model.training else "eval"][name].append(time.perf_counter() - started)
-
-    def _generate_single_turn(self, *args: Any, **kwargs: Any):
-        started = time.perf_counter()
-        result = super()._generate_single_turn(*args, **kwargs)
-        self._timed("time/generation", started)
-        return result
-
-    def _calculate_rewards(self, *args: Any, **kwargs: Any):
-        started = time.perf_counter()
-        result = super()._calculate_rewards(*args, **kwargs)
-        self._timed("time/rewards", started)
-        return result
-
-    def _generate_and_score_completions(self, *args: Any, **kwargs: Any):
-        started = time.perf_counter()
-        result = super()._generate_and_score_completions(*args, **kwargs)
-        self._timed("time/generate_and_score", started)
-        return result
+        if compile_generation:
+            enable_compiled_generation(self)
 
 
 class SampledReward:

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from trl import SFTTrainer
+
+from ..train.trl_compat import ColumnKeepingSFTTrainer
 
 GROUNDING_COLUMN = "grounding"
 
@@ -66,8 +67,10 @@ def grounding_loss(hidden_states: list[torch.Tensor], input_ids: torch.Tensor, t
     return torch.stack(losses).mean()
 
 
-class GroundedSFTTrainer(SFTTrainer):
+class GroundedSFTTrainer(ColumnKeepingSFTTrainer):
     """``SFTTrainer`` plus ``weight`` x the grounding loss on batches that carry grounding targets."""
+
+    keep_columns = (GROUNDING_COLUMN,)  # for the collator
 
     def __init__(self, *args: Any, grounding_probe: nn.Module, grounding_weight: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,11 +78,6 @@ class GroundedSFTTrainer(SFTTrainer):
         self.grounding_weight = grounding_weight
         self.data_collator = GroundingCollator(self.data_collator)
         self.grounding_history: list[float] = []
-
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
-        if GROUNDING_COLUMN not in self._signature_columns:  # keep the column for the collator
-            self._signature_columns = [*self._signature_columns, GROUNDING_COLUMN]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         targets = inputs.pop(GROUNDING_COLUMN, None)
