@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -27,9 +26,8 @@ from ..inference.generate import CACHES, BatchDone, GenerationSettings
 from ..inference.queries import Query, image_queries, read_eval_file
 from ..outputs import check_output_file
 from ..prompts import BOX_STYLES
+from .console import err_console, say
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
 _SHOWN_SKIPS = 5
 _DEFAULTS = GenerationSettings()  # one place for the generation defaults
 
@@ -167,7 +165,7 @@ def caption_command(
         )
         index_info = {"path": str(opened.path) if opened.path else None, "rebuilt": opened.rebuilt,
                       "reason": opened.reason, "embedder": opened.index.embedder_id}
-        _say(f"index: {'built' if opened.rebuilt else 'reused'} ({opened.reason}), {len(opened.index.tags)} "
+        say(f"index: {'built' if opened.rebuilt else 'reused'} ({opened.reason}), {len(opened.index.tags)} "
              f"reference images of {len(opened.index.concepts)} concepts")
 
     policy = load_for_captioning(
@@ -192,7 +190,7 @@ def caption_command(
             (out / name).unlink()
     _report(run, written)
     if not run.results:  # nothing captioned is a failure, so scripts notice
-        _err.print(Text(f"error: no query could be answered: all {len(run.skipped)} were skipped (reasons above, "
+        err_console.print(Text(f"error: no query could be answered: all {len(run.skipped)} were skipped (reasons above, "
                         f"and in {written[SUMMARY_JSON]}); fix the inputs and run again", style="bold red"),
                    soft_wrap=True)
         raise typer.Exit(1)
@@ -256,7 +254,7 @@ def _run_with_progress(captioner, queries: list[Query], mode: str):
         TextColumn("[bold]captioning"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
     )
-    with Progress(*columns, console=_err, transient=False) as progress:
+    with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task("captioning", total=len(queries), rate="")
         elapsed = [0.0]
 
@@ -274,23 +272,19 @@ def _report(run, written: dict[str, Path]) -> None:
 
     numbers: dict[str, Any] = run_summary(run)
     speed = numbers["answers_per_second"]
-    _say(f"answered {numbers['answered']} queries, skipped {numbers['skipped']}"
+    say(f"answered {numbers['answered']} queries, skipped {numbers['skipped']}"
          + (f"; {speed:.2f} answers/s, {numbers['tokens_per_second']} tokens/s" if speed else ""))
     if numbers["retrieval_recall"] is not None:
-        _say(f"retrieval found {numbers['retrieval_recall']:.1%} of the true concepts")
+        say(f"retrieval found {numbers['retrieval_recall']:.1%} of the true concepts")
     for skipped in run.skipped[:_SHOWN_SKIPS]:
-        _err.print(Text(f"skipped {skipped.query.where}: {skipped.reason}", style="yellow"), soft_wrap=True)
+        err_console.print(Text(f"skipped {skipped.query.where}: {skipped.reason}", style="yellow"), soft_wrap=True)
     if len(run.skipped) > _SHOWN_SKIPS:
-        _err.print(Text(f"... and {len(run.skipped) - _SHOWN_SKIPS} more (see summary.json)", style="yellow"))
+        err_console.print(Text(f"... and {len(run.skipped) - _SHOWN_SKIPS} more (see summary.json)", style="yellow"))
     for path in written.values():
-        _say(f"wrote {path}")
+        say(f"wrote {path}")
     scored = [str(written[name]) for name in (CAPTIONS_JSON, ANSWERS_JSONL) if name in written]
     if scored:
-        _say(f"score with `repic eval {' '.join(scored)}`")
-
-
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)
+        say(f"score with `repic eval {' '.join(scored)}`")
 
 
 def _retrieval_device(device: str) -> str:

@@ -1,4 +1,5 @@
-"""The console every command prints through, and ``say``: one line of plain text, never read as markup."""
+"""The consoles every command prints through (``console``, stdout; ``err_console``, stderr for warnings
+and progress bars), and ``say``: one line of plain text, never read as markup."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from rich.console import Console
 from rich.text import Text
 
 console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 
 def say(text: str, style: str = "") -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -25,6 +24,7 @@ from ..data.tasks import DEFAULT_COUNTS, DEFAULT_EVAL_COUNTS, BoxSpace, BuildCon
 from ..data.tasks import build as build_folder
 from ..errors import RepicError
 from ..records import Sample
+from .console import console, say
 
 app = typer.Typer(
     help="Make RePIC training data: a synthetic world, imports, sample builds.", no_args_is_help=True
@@ -35,7 +35,6 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 
-_out = Console(highlight=False)
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write (new or empty).", show_default=False)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw.", min=0, max=2**32 - 1)]
@@ -58,13 +57,9 @@ ImportOverwriteOpt = Annotated[
 ]
 
 
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)  # Text: paths and names are never read as markup
-
-
 def _notices(notices: Sequence[str]) -> None:
     for notice in notices:
-        _say(f"notice: {notice}", "yellow")
+        say(f"notice: {notice}", "yellow")
 
 
 def parse_key_counts(items: Sequence[str], option: str, example: str) -> dict[str, int]:
@@ -136,13 +131,13 @@ def build(
     )
     started = time.perf_counter()
     built = build_folder(load_collection(concepts), out, config, overwrite=overwrite)
-    _out.print(_task_table(str(out / "train.jsonl"), built.train))
+    console.print(_task_table(str(out / "train.jsonl"), built.train))
     evaluation = ", ".join(f"{name} {len(rows)}" for name, rows in built.evaluation.items()) or "none"
     low, high = built.caption_chars
-    _say(f"sft captions: {len(built.sft)}, {low}-{high} characters")
-    _say(f"evaluation (held-out concepts): {evaluation}")
+    say(f"sft captions: {len(built.sft)}, {low}-{high} characters")
+    say(f"evaluation (held-out concepts): {evaluation}")
     _notices(built.notices)
-    _say(f"built {out} in {time.perf_counter() - started:.1f} s")
+    say(f"built {out} in {time.perf_counter() - started:.1f} s")
 
 
 @app.command()
@@ -154,13 +149,13 @@ def inspect(
     samples = load_samples(path, image_root, decode_images=True)
     if not samples:
         raise RepicError(f"{path} holds no samples; a sample file needs at least one row")
-    _out.print(_task_table(f"{path}: {len(samples)} samples, every image decodes", samples))
+    console.print(_task_table(f"{path}: {len(samples)} samples, every image decodes", samples))
 
 
 def _imported(result: ImportResult) -> None:
     collection = result.collection
     splits = ", ".join(f"{split} {len(tags)}" for split, tags in collection.splits.items())
-    _say(
+    say(
         f"imported {len(collection.concepts)} concepts ({splits}) and {len(collection.scenes)} scenes "
         f"into {collection.root}"
     )
@@ -236,4 +231,4 @@ def import_samples_command(
 ) -> None:
     """Check an official RePIC training file and write it as a build folder (train.jsonl + build.json)."""
     folder, samples = import_samples(path, out, image_root=image_root, overwrite=overwrite)
-    _out.print(_task_table(str(folder / "train.jsonl"), samples))
+    console.print(_task_table(str(folder / "train.jsonl"), samples))

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -22,13 +21,12 @@ from ..concepts.database import ConceptDatabase, edit_database
 from ..errors import RepicError
 from ..locking import locked
 from ..records import Concept, concept_tag, strip_tag
+from .console import console, say
 
 app = typer.Typer(
     help="Manage the personal-concept database (RAP / RePIC database.json).",
     no_args_is_help=True,
 )
-
-_out = Console(highlight=False)
 
 DatabaseArg = Annotated[Path, typer.Argument(help="The database.json file.", show_default=False)]
 TagArg = Annotated[str, typer.Argument(help="The concept's tag: 'bo' or '<bo>'.", show_default=False)]
@@ -44,10 +42,6 @@ ImageRootOpt = Annotated[
 _INFO_WIDTH = 60  # characters of a description shown by `list`
 
 
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)  # Text: user strings are never read as markup
-
-
 @app.command()
 def init(
     database: DatabaseArg,
@@ -58,7 +52,7 @@ def init(
         if database.exists() and not force:
             raise RepicError(f"{database} already exists; pass --force to replace it with an empty database")
         ConceptDatabase(database).save()
-    _say(f"created empty database {database}")
+    say(f"created empty database {database}")
 
 
 @app.command()
@@ -103,7 +97,7 @@ def add(
                     stored.unlink(missing_ok=True)
             raise
     how = {"copy": "copied", "link": "linked", "reference": "referenced"}[store]
-    _say(f"added {added.tag} ({added.category}) with {len(added.images)} image(s), {how}")
+    say(f"added {added.tag} ({added.category}) with {len(added.images)} image(s), {how}")
 
 
 @app.command("list")
@@ -111,7 +105,7 @@ def list_concepts(database: DatabaseArg, image_root: ImageRootOpt = None) -> Non
     """List the concepts: tag, name, category, number of images, description."""
     db = ConceptDatabase.load(database, image_root)
     if not len(db):
-        _say(
+        say(
             f"{database} has no concepts yet; add one with `repic db add {database} TAG --image IMG --category C`"
         )
         return
@@ -128,22 +122,22 @@ def list_concepts(database: DatabaseArg, image_root: ImageRootOpt = None) -> Non
             str(len(concept.images)),
             Text(info),
         )
-    _out.print(table)
+    console.print(table)
 
 
 @app.command()
 def show(database: DatabaseArg, tag: TagArg, image_root: ImageRootOpt = None) -> None:
     """Show one concept in full, with its image paths."""
     concept = ConceptDatabase.load(database, image_root).get(tag)
-    _say(f"tag:      {concept.tag}")
-    _say(f"name:     {concept.name}")
-    _say(f"category: {concept.category}")
-    _say(f"info:     {concept.info}")
-    _say(f"images:   {len(concept.images)}")
+    say(f"tag:      {concept.tag}")
+    say(f"name:     {concept.name}")
+    say(f"category: {concept.category}")
+    say(f"info:     {concept.info}")
+    say(f"images:   {len(concept.images)}")
     for image in concept.images:
-        _say(f"  {image}" + ("" if image.exists() else "  (missing)"))
+        say(f"  {image}" + ("" if image.exists() else "  (missing)"))
     for key, value in concept.extra.items():
-        _say(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        say(f"{key}: {json.dumps(value, ensure_ascii=False)}")
 
 
 @app.command()
@@ -164,11 +158,11 @@ def remove(
         concept = db.remove(tag)
         db.save()
         deleted = db.discard_images(concept) if delete_images else []
-    _say(f"removed {concept.tag}")
+    say(f"removed {concept.tag}")
     if delete_images:
-        _say(f"deleted {len(deleted)} image file(s)")
+        say(f"deleted {len(deleted)} image file(s)")
         for kept in (image for image in concept.images if image not in deleted):
-            _say(f"kept {kept} (outside the database folder, missing, or used by another concept)")
+            say(f"kept {kept} (outside the database folder, missing, or used by another concept)")
 
 
 @app.command()
@@ -177,9 +171,9 @@ def validate(database: DatabaseArg, image_root: ImageRootOpt = None) -> None:
     db = ConceptDatabase.load(database, image_root)
     problems = db.validate()
     for problem in problems:
-        _say(f"{problem.kind}: {problem.message}")
+        say(f"{problem.kind}: {problem.message}")
     images = sum(len(concept.images) for concept in db)
     if problems:
-        _say(f"{len(problems)} problem(s) in {database} ({len(db)} concepts, {images} images)", "red")
+        say(f"{len(problems)} problem(s) in {database} ({len(db)} concepts, {images} images)", "red")
         raise typer.Exit(1)
-    _say(f"{database}: {len(db)} concepts, {images} images, no problems", "green")
+    say(f"{database}: {len(db)} concepts, {images} images, no problems", "green")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
@@ -26,10 +25,9 @@ from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..errors import RepicError
 from ..outputs import check_output_folder
 from . import eval_cmd
+from .console import console, err_console, say
 
 CACHE, SUMMARY, JUDGEMENTS = "cache.jsonl", "summary.json", "judgements.jsonl"
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
 
 
 class _ScoreByDefault(TyperGroup):
@@ -85,7 +83,7 @@ def judge_command(
     reused = len(cache.answers)
     judge = ChatJudge(base_url, model, api_key=os.environ.get(api_key_env), temperature=temperature,
                       max_tokens=max_tokens, retries=retries, cache=cache)
-    _say(f"judging {len(pairs)} pairs twice each (positions swapped) with {model} at {base_url}"
+    say(f"judging {len(pairs)} pairs twice each (positions swapped) with {model} at {base_url}"
          + (f"; {reused} answers cached" if reused else ""))
     judgements = judge_pairs(pairs, judge, images=images, workers=workers)
     summary = summarize(judgements)
@@ -99,7 +97,7 @@ def judge_command(
     _report(file_a, file_b, summary, judge.requests, out)
     if not summary.judged:
         example = next((j.answer_ab for j in judgements if j.answer_ab), "")
-        _err.print(Text(
+        err_console.print(Text(
             f"error: the judge gave no usable verdict (A, B or tie) on any of the {len(pairs)} pairs, e.g. "
             f"{example[:80]!r}; use a model that follows the instruction (see {out / JUDGEMENTS})", style="red"),
             soft_wrap=True)
@@ -113,9 +111,6 @@ def _report(file_a: Path, file_b: Path, summary, requests: int, out: Path) -> No
     score = "n/a" if summary.score is None else f"{summary.score:.3f} [{summary.low:.3f}, {summary.high:.3f}]"
     consistency = "n/a" if summary.consistency is None else f"{summary.consistency:.0%}"
     table.add_row(str(summary.wins), str(summary.ties), str(summary.losses), str(summary.invalid), score, consistency)
-    _out.print(table)
-    _say(f"{requests} requests to the judge; wrote {out / SUMMARY} and {out / JUDGEMENTS}")
+    console.print(table)
+    say(f"{requests} requests to the judge; wrote {out / SUMMARY} and {out / JUDGEMENTS}")
 
-
-def _say(text: str) -> None:
-    _out.print(Text(text), soft_wrap=True)

@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .console import console, err_console, say
+
 if TYPE_CHECKING:
     from ..models.merge_check import MergeCheck
-
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
 
 
 def merge_command(
@@ -87,28 +85,28 @@ def merge_command(
         max_new_tokens=DEFAULT_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
         overwrite=overwrite,
     )
-    _say(
+    say(
         f"merged {report.adapter} into {report.base} -> {report.out_dir} "
         f"(merged in {report.merge_dtype}, saved in {report.dtype}, {report.seconds:.1f} s)",
         style="bold",
     )
     weights = report.weights
     rounding = "n/a" if weights.rounding_error is None else f"{100 * weights.rounding_error:.2f} %"
-    _say(f"  LoRA layers merged: {weights.layers}; rounding next to the adapter's update: {rounding}")
+    say(f"  LoRA layers merged: {weights.layers}; rounding next to the adapter's update: {rounding}")
     for note in report.notes:
-        _say(f"warning: {note}", style="yellow")
-    _say(f"  record: {Path(report.out_dir) / RECORD_NAME}")
+        say(f"warning: {note}", style="yellow")
+    say(f"  record: {Path(report.out_dir) / RECORD_NAME}")
     if report.check is None:
-        _say("no check run (--no-check)")
+        say("no check run (--no-check)")
         return
 
-    _out.print(_check_table(report.check))
+    console.print(_check_table(report.check))
     if report.check.passed:
-        _say("check passed: the merged model matches base+adapter", style="bold green")
+        say("check passed: the merged model matches base+adapter", style="bold green")
         for cause in report.check.causes:  # within the tolerance, but worth knowing where they come from
-            _say(f"  differences come from: {cause}")
+            say(f"  differences come from: {cause}")
         return
-    _err.print(
+    err_console.print(
         Text.assemble(
             ("error:", "bold red"),
             " the merged model does not match base+adapter: ",
@@ -120,10 +118,6 @@ def merge_command(
         soft_wrap=True,
     )
     raise typer.Exit(1)
-
-
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)
 
 
 def _check_table(check: MergeCheck) -> Table:

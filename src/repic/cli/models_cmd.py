@@ -12,19 +12,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
+
+from .console import console, say
 
 app = typer.Typer(
     help="Inspect models; build, pretrain and probe the built-in tiny model.",
     no_args_is_help=True,
 )
-
-_out = Console(highlight=False)
-
-
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)
 
 
 @app.command("info")
@@ -37,23 +31,23 @@ def info(
 
     description = inspect_model(model)
     if as_json:
-        _out.print_json(json.dumps(description))
+        console.print_json(json.dumps(description))
         return
     params = description["parameters"]
-    _say(
+    say(
         f"{description['source']}: {description['architecture']} ({description['model_type']})", style="bold"
     )
-    _say(f"  location        {description['location']}")
-    _say(f"  parameters      {params['total']:,}")
+    say(f"  location        {description['location']}")
+    say(f"  parameters      {params['total']:,}")
     for part, total in params["parts"].items():
-        _say(f"    {part:<13} {total:,}")
-    _say(f"  vision modules  {', '.join(description['vision_modules']) or '(none found)'}")
-    _say(f"  lm_head         {description['lm_head'] or '(none)'}")
-    _say(f"  LoRA targets    {', '.join(description['lora_targets'])}")
-    _say(f"  vocabulary      {description['vocab_size']}")
+        say(f"    {part:<13} {total:,}")
+    say(f"  vision modules  {', '.join(description['vision_modules']) or '(none found)'}")
+    say(f"  lm_head         {description['lm_head'] or '(none)'}")
+    say(f"  LoRA targets    {', '.join(description['lora_targets'])}")
+    say(f"  vocabulary      {description['vocab_size']}")
     pixels = f"{description['min_pixels']}..{description['max_pixels']} pixels per image"
-    _say(f"  images          {description['image_processor']}, {pixels}")
+    say(f"  images          {description['image_processor']}, {pixels}")
     multi = {True: "yes", False: "NO", None: "unknown"}[description["images_per_turn_ok"]]
-    _say(f"  multi-image chat template  {multi}")
+    say(f"  multi-image chat template  {multi}")
     if description["checkpoint_bytes"] is not None:
-        _say(f"  checkpoint      {description['checkpoint_bytes'] / 1e6:.1f} MB")
+        say(f"  checkpoint      {description['checkpoint_bytes'] / 1e6:.1f} MB")

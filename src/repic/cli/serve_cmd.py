@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from ..errors import RepicError
-
-_out = Console(highlight=False)
+from .console import say
 
 ModelArg = Annotated[
     str | None,
@@ -39,10 +36,6 @@ EmbedderOpt = Annotated[str, typer.Option(
                        "model's own vision tokens) or a CLIP / SigLIP hub id or folder.")]
 
 
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)
-
-
 def _needs(module: str, extra: str) -> None:
     import importlib.util
 
@@ -58,10 +51,10 @@ def _service(model, database, base, settings, embedder):
     chosen_db = default_database() if database is None else None
     model_path = str(chosen_model.path) if chosen_model else model
     db_path = chosen_db.path if chosen_db else database
-    _say(f"model: {model_path}" + (f" ({chosen_model.origin})" if chosen_model else ""))
-    _say(f"concepts: {db_path}" + (f" ({chosen_db.origin})" if chosen_db else ""))
+    say(f"model: {model_path}" + (f" ({chosen_model.origin})" if chosen_model else ""))
+    say(f"concepts: {db_path}" + (f" ({chosen_db.origin})" if chosen_db else ""))
     service = CaptionService(model_path, db_path, base=base, settings=settings, embedder=embedder)
-    _say(f"loaded {len(service.store.database())} concepts and the model ({service.model_info()['mode']})")
+    say(f"loaded {len(service.store.database())} concepts and the model ({service.model_info()['mode']})")
     return service
 
 
@@ -98,7 +91,7 @@ def serve_command(
         images=ImageLimits(int(max_upload_mb * 1024 * 1024), max_image_pixels), allowed_root=serve_path(allowed_root),
     )
     service = _service(model, database, base, settings, embedder)
-    _say(f"serving on http://{host}:{port} (docs: /docs; OpenAI base URL: http://{host}:{port}/v1)"
+    say(f"serving on http://{host}:{port} (docs: /docs; OpenAI base URL: http://{host}:{port}/v1)"
          + ("; API key required" if api_key else ""))
     try:
         uvicorn.run(create_app(service, api_key=api_key or None), host=host, port=port, log_level="warning")
@@ -123,7 +116,7 @@ def app_command(
     from ..serve.service import ServiceSettings
 
     service = _service(model, database, base, ServiceSettings(max_new_tokens=max_new_tokens, device=device), embedder)
-    _say(f"app on http://{host}:{port}")
+    say(f"app on http://{host}:{port}")
     try:
         build_app(service).launch(server_name=host, server_port=port, show_error=False, quiet=True)
     finally:

@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from ..errors import RepicError
+from .console import say
 from .quiet import quiet_libraries
 
 app = typer.Typer(help="Post-train a model with RePIC GRPO, or train the SFT baseline.", no_args_is_help=True)
 
-_out = Console(highlight=False)
 INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C
 
 RecipeOption = Annotated[
@@ -55,11 +53,12 @@ OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace a no
 QuietOption = Annotated[bool, typer.Option("--quiet", help="Print only the summary.")]
 
 
-def _say(text: str, style: str = "") -> None:
+def _say_on_main(text: str, style: str = "") -> None:
+    """``console.say`` on the main process only: under ``accelerate launch`` every process runs the command."""
     from ..train.run_folder import is_main_process
 
     if is_main_process():
-        _out.print(Text(text, style=style), soft_wrap=True)
+        say(text, style)
 
 
 def _options(
@@ -100,21 +99,21 @@ def _run(method: str, recipe: str | None, options: dict[str, object], sets: list
             return train_warmup(config, overwrite=overwrite, progress=progress)
     else:
         from ..train.sft import train_sft as train
-    progress = None if quiet else _say
+    progress = None if quiet else _say_on_main
     try:
         result = train(config, resume=resume is not None, overwrite=overwrite, progress=progress)
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED_EXIT)
     if not result.finished:
-        _say(f"interrupted after step {result.steps}; resume with: {result.resume_command}", "yellow")
+        _say_on_main(f"interrupted after step {result.steps}; resume with: {result.resume_command}", "yellow")
         sys.exit(INTERRUPTED_EXIT)
-    _say(f"run folder: {result.run_dir}")
-    _say(f"model: {result.final_dir}  ({result.steps} steps, {result.wall_seconds:.1f} s)")
+    _say_on_main(f"run folder: {result.run_dir}")
+    _say_on_main(f"model: {result.final_dir}  ({result.steps} steps, {result.wall_seconds:.1f} s)")
     if result.heldout_before is not None or result.heldout_after is not None:
         before, after = result.heldout_before or {}, result.heldout_after or {}
-        _say("held-out mean reward per task (before -> after):")
+        _say_on_main("held-out mean reward per task (before -> after):")
         for task in dict.fromkeys([*before, *after]):
-            _say(f"  {task:<10} {_number(before.get(task))} -> {_number(after.get(task))}")
+            _say_on_main(f"  {task:<10} {_number(before.get(task))} -> {_number(after.get(task))}")
 
 
 def _number(value: float | None) -> str:
@@ -171,7 +170,7 @@ def recipes_command() -> None:
     for name, path in sorted(shipped_recipes().items()):
         first = next((line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
                       if line.startswith("#")), "")
-        _say(f"{name:<26} {first}")
+        _say_on_main(f"{name:<26} {first}")
 
 
 @app.command("config")
@@ -186,4 +185,4 @@ def config_command(
     from ..train.config import config_to_dict, load_config
 
     config = load_config(recipe or _DEFAULT_RECIPES.get(method, "demo-tiny"), list(sets or []), method=method)
-    _out.print(Text(yaml.safe_dump(config_to_dict(config), sort_keys=False)), soft_wrap=True)
+    say(yaml.safe_dump(config_to_dict(config), sort_keys=False))
