@@ -17,11 +17,12 @@ from safetensors.torch import load_file
 from repic.data.samples import load_samples, write_samples
 from repic.data.tasks import BuildConfig, build
 from repic.errors import RepicError
+from repic.evaluate import engine as engine_module
+from repic.inference import Generated
 from repic.models import load_policy
 from repic.records import Sample
 from repic.shipped import shipped_base_path
 from repic.tasks import TASKS
-from repic.train import heldout as heldout_module
 from repic.train import load_config, train_grpo, train_sft
 from repic.train.heldout import heldout_rewards, heldout_samples
 from repic.train.run_folder import StopRequests
@@ -238,7 +239,7 @@ def test_heldout_rewards_average_each_tasks_rewards(data, monkeypatch):
     samples = [s for s in heldout_samples(data) if s.task in ("oct", "ict")]
     answers = ["yes" if s.task == "oct" else f"{s.solution} sits in the middle of the bright room." for s in samples]
     answers[0] = "no" if samples[0].solution == "yes" else "yes"  # one OCT answer of four is wrong
-    monkeypatch.setattr(heldout_module, "generate_answers", lambda *args, **kwargs: answers)
+    monkeypatch.setattr(engine_module, "answer", lambda *args, **kwargs: [Generated(a, 8, True) for a in answers])
     means = heldout_rewards(shipped_base_path(), samples, options=load_config("demo-tiny").rewards)
     expected_oct = sum(a == s.solution for a, s in zip(answers, samples, strict=True) if s.task == "oct") / 4
     assert means == {"oct": expected_oct, "ict": 1.0}  # both ICT answers name the concept in >= 40 characters

@@ -1,7 +1,8 @@
 """``repic eval``: score prediction files, print one report per file, and optionally save every number.
 
 Each file is read by ``repic.evaluate.predictions`` (official caption dumps and this project's JSONL, told
-apart by content) and scored by ``repic.evaluate.metrics``. Captions get both name-matching modes, always
+apart by content) and scored by ``repic.evaluate.engine.score_predictions`` (the metrics of
+``repic.evaluate.metrics``, as every evaluation in the project scores them). Captions get both name-matching modes, always
 together and labelled, because the official numbers are the ones papers compare against while the strict
 ones are the ones that mean what they say (see ``repic.evaluate.metrics``). OCT and VLT rows, when a file
 has them, get recognition and localization tables.
@@ -19,7 +20,6 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -30,17 +30,12 @@ from ..evaluate import (
     OFFICIAL_VARIANTS,
     ON_ERROR_CHOICES,
     LoadedPredictions,
-    choose_official_variant,
+    display_names,
     load_predictions,
-    localization_accuracy,
-    official_scores,
-    recognition_accuracy,
-    strict_scores,
+    score_predictions,
 )
 from ..outputs import check_output_file
-
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
+from .console import console, err_console, say
 
 OFFICIAL_LABEL = "official (RePIC scripts)"
 STRICT_LABEL = "strict (whole names)"
@@ -98,7 +93,7 @@ def eval_command(
         raise RepicError(f"--on-error must be one of {', '.join(ON_ERROR_CHOICES)}, not {on_error!r}")
     if json_out is not None:
         check_output_file(json_out, inputs=[*predictions, database], overwrite=overwrite, option="--json")
-    aliases = _display_names(database) if database is not None else {}
+    aliases = display_names(load_database(database)) if database is not None else {}
     # Read every file before printing anything, so a bad last file does not leave half a report.
     loaded = [load_predictions(path, on_error=on_error) for path in predictions]
     for file in loaded:  # nothing scored is a failure, so a script that evaluates an empty dump notices
@@ -115,13 +110,7 @@ def eval_command(
         reports.append(report)
     if json_out is not None:
         atomic_write_json(json_out, {"files": reports})
-        _say(f"wrote {json_out}")
-
-
-def _display_names(database: Path) -> dict[str, list[str]]:
-    """Each concept's display name as an alias of its tag (``"<ironman>": ["Iron Man"]``)."""
-    concepts = load_database(database).concepts
-    return {tag: [concept.name] for tag, concept in concepts.items() if concept.name.strip()}
+        say(f"wrote {json_out}")
 
 
 def _file_report(
@@ -135,31 +124,31 @@ def _file_report(
         "recognition": None,
         "localization": None,
     }
-    if file.captions:
-        chosen = variant or choose_official_variant(file.captions)
+    scores = score_predictions(file, aliases, variant)
+    if scores.captions is not None:
         report["captions"] = {
-            "rows": len(file.captions),
-            "official": {"variant": chosen, **asdict(official_scores(file.captions, chosen))},
-            "strict": {"aliases": len(aliases), **asdict(strict_scores(file.captions, aliases))},
+            "rows": scores.captions.rows,
+            "official": {"variant": scores.captions.variant, **asdict(scores.captions.official)},
+            "strict": {"aliases": len(aliases), **asdict(scores.captions.strict)},
         }
-    if file.recognition:
-        report["recognition"] = asdict(recognition_accuracy(file.recognition))
-    if file.localization:
-        report["localization"] = asdict(localization_accuracy(file.localization))
+    if scores.recognition is not None:
+        report["recognition"] = asdict(scores.recognition)
+    if scores.localization is not None:
+        report["localization"] = asdict(scores.localization)
     return report
 
 
 def _print_report(file: LoadedPredictions, report: dict[str, Any]) -> None:
-    _out.print()
-    _say(f"{file.path} ({file.format})", "bold")
+    console.print()
+    say(f"{file.path} ({file.format})", "bold")
     if file.skipped:
-        _err.print(Text(f"warning: {file.skipped_message()}", style="yellow"), soft_wrap=True)
+        err_console.print(Text(f"warning: {file.skipped_message()}", style="yellow"), soft_wrap=True)
     if report["captions"] is not None:
-        _out.print(_captions_table(report["captions"]))
+        console.print(_captions_table(report["captions"]))
     if report["recognition"] is not None:
-        _out.print(_recognition_table(report["recognition"]))
+        console.print(_recognition_table(report["recognition"]))
     if report["localization"] is not None:
-        _out.print(_localization_table(report["localization"]))
+        console.print(_localization_table(report["localization"]))
 
 
 def _captions_table(captions: dict[str, Any]) -> Table:
@@ -217,6 +206,3 @@ def _count(number: int, noun: str, plural: str | None = None) -> str:
 def _percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate * 100:.1f}"
 
-
-def _say(text: str, style: str = "") -> None:
-    _out.print(Text(text, style=style), soft_wrap=True)

@@ -3,12 +3,22 @@
 ``predictions`` reads prediction files (the official RePIC caption dumps and this project's JSONL rows)
 into typed rows, counting malformed rows instead of crashing on them; ``metrics`` turns rows into scores:
 concept-name precision / recall / F1 for captions in the official and the strict mode, recognition
-accuracy for OCT answers and localization accuracy for VLT boxes. ``repic eval`` is the command-line
-front of both.
+accuracy for OCT answers and localization accuracy for VLT boxes. ``engine`` is the one way a model is
+measured: prompts answered and scored by the rewards, prediction files scored as ``repic eval`` scores
+them (``repic eval`` is the command-line front of that half).
 """
 
 from __future__ import annotations
 
+from .engine import (
+    CaptionScores,
+    EvalTask,
+    Evaluation,
+    PredictionScores,
+    display_names,
+    evaluate,
+    score_predictions,
+)
 from .metrics import (
     OFFICIAL_VARIANTS,
     CaptionRow,
@@ -30,6 +40,13 @@ __all__ = [
     "OFFICIAL_VARIANTS",
     "ON_ERROR_CHOICES",
     "CaptionRow",
+    "CaptionScores",
+    "EvalTask",
+    "Evaluation",
+    "PredictionScores",
+    "display_names",
+    "evaluate",
+    "score_predictions",
     "LoadedPredictions",
     "LocalizationRow",
     "LocalizationScores",

@@ -15,7 +15,7 @@ by label), so every run on a build measures the same, balanced samples. Prompts 
 training builds them (``repic.train.dataset``), so the numbers measure the trained skill on new concepts
 and not a change of layout. ``heldout_rewards(model, samples)`` answers each prompt greedily
 (deterministic, so before/after differences are the model's) and scores the answers with the same
-``RewardOptions`` as training.
+``RewardOptions`` as training, both through the evaluation engine (``repic.evaluate.engine``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from typing import Any
 from ..concepts.database import ConceptDatabase
 from ..data.samples import load_samples, read_rows, resolve_image_root
 from ..errors import RepicError
+from ..evaluate.engine import EvalTask, Evaluation, evaluate
+from ..inference.generate import BatchDone, GenerationSettings
 from ..prompts import ict_problem
 from ..records import Sample
-from ..rewards import RewardOptions, compute
+from ..rewards import RewardOptions
 from ..tasks import TASKS, normalize_task
 from .dataset import grpo_rows
 
@@ -121,54 +123,34 @@ def _resolve(model: Any, processor: Any) -> tuple[Any, Any]:
     return model, processor
 
 
-def generate_answers(
-    model: Any, processor: Any, rows: Sequence[dict], *, max_new_tokens: int, batch_size: int,
-    progress: Progress | None = None,
-) -> list[str]:
-    """Greedy answers to the rows' prompts (``repic.inference.generate_batched``: left padding, sorted by
-    length, on the model's device)."""
-    from PIL import Image
-
-    from ..inference.generate import GenerationSettings, PromptInput, generate_batched
-
-    prompts = []
-    for row in rows:
-        images = []
-        for path in row["images"]:
-            with Image.open(path) as image:
-                images.append(image.convert("RGB"))
-        prompts.append(PromptInput(row["prompt"], images))
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size, cache="dynamic")
-
-    def report(done) -> None:
-        if progress is not None:
-            progress(f"held-out: {done.done}/{done.total} answered")
-
-    return [answer.text for answer in generate_batched(model, processor, prompts, settings, on_batch=report)]
-
-
-def heldout_answers(
+def heldout_evaluation(
     model: Any,
     samples: Sequence[Sample],
     *,
     processor: Any = None,
+    options: RewardOptions | None = None,
     max_new_tokens: int = 64,
     batch_size: int = 16,
     box_style: str = "json",
     prompt_seed: int = 0,
     progress: Progress | None = None,
-) -> list[str]:
-    """The model's greedy answer to each held-out sample (training prompts; the model's mode is restored)."""
+) -> Evaluation:
+    """The model's greedy answers to ``samples`` (training prompts) and their rewards, through
+    ``repic.evaluate.engine`` (the model's mode is restored). ``progress`` receives a line per batch."""
     model, processor = _resolve(model, processor)
     rows = grpo_rows(samples, prompt_seed=prompt_seed, box_style=box_style)
-    was_training = model.training
-    model.eval()
-    try:
-        return generate_answers(
-            model, processor, rows, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
-        )
-    finally:
-        model.train(was_training)
+    # The truth and the shown concepts as the samples hold them (the rows carry them as JSON strings).
+    tasks = [
+        EvalTask.from_row(row, task=row["task"], solution=sample.solution, shown=sample.extra.get("concepts"))
+        for row, sample in zip(rows, samples, strict=True)
+    ]
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size, cache="dynamic")
+
+    def report(done: BatchDone) -> None:
+        if progress is not None:
+            progress(f"held-out: {done.done}/{done.total} answered")
+
+    return evaluate(model, processor, tasks, settings, options=options, on_batch=report)
 
 
 def heldout_rewards(
@@ -189,12 +171,7 @@ def heldout_rewards(
     ``model`` is a model folder, a loaded policy (``.model`` and ``.processor``) or a model with
     ``processor``. ``progress`` receives a line per batch unless ``quiet``.
     """
-    answers = heldout_answers(
-        model, samples, processor=processor, max_new_tokens=max_new_tokens, batch_size=batch_size,
-        box_style=box_style, prompt_seed=prompt_seed, progress=None if quiet else progress,
-    )
-    scores: dict[str, list[float]] = defaultdict(list)
-    for sample, answer in zip(samples, answers, strict=True):
-        task = normalize_task(sample.task)
-        scores[task].append(compute(task, answer, sample.solution, options, shown=sample.extra.get("concepts")))
-    return {task: sum(scores[task]) / len(scores[task]) for task in TASKS if scores[task]}
+    return heldout_evaluation(
+        model, samples, processor=processor, options=options, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, box_style=box_style, prompt_seed=prompt_seed, progress=None if quiet else progress,
+    ).mean_rewards()

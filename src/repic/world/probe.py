@@ -17,12 +17,15 @@ tasks ask, but about held-out concepts and scenes it never saw, and returns a di
 - ``object_category_accuracy``: "What is this object?" about held-out reference views, answered with the
   right category (chance about 1 in 8): whether the vision tower tells objects apart at all.
 - ``matching_accuracy`` (reference view + scene: is that very object there?, half yes, half no),
-  ``category_yes_no_accuracy`` (half yes) and ``box_accuracy`` (IoU >= 0.5), scored by ``repic.rewards``.
+  ``category_yes_no_accuracy`` (half yes) and ``box_accuracy`` (IoU >= 0.5), mean ``repic.rewards``.
 - ``parameters``, ``checkpoint_bytes``, ``load_seconds``, ``tokens_per_second`` at batch 1 and 8 (left
   padding, greedy, a fixed number of new tokens).
 
 The prompts are built by the pretraining row builders on a pool of the held-out split, so the probe asks
-in exactly the phrasings pretraining used and nothing else differs but the concepts. Yes/no sets are
+in exactly the phrasings pretraining used and nothing else differs but the concepts. Answers, and the
+reward-scored accuracies, come from the evaluation engine (``repic.evaluate.engine``), the code that
+measures every model in the project; the caption, copy and category measures are the probe's own, on the
+world's vocabulary. Yes/no sets are
 balanced by drawing until each answer has its half, so always answering "yes" scores 0.5. A model whose
 ``pretrain_record.json`` names another world is still probed, but ``same_world_as_pretraining`` is False:
 its "held-out" concepts may then be ones it trained on.
@@ -41,9 +44,10 @@ from typing import Any
 
 from ..data.collection import Collection, load_collection
 from ..errors import RepicError
-from ..inference.generate import Generated, GenerationSettings, PromptInput, generate_batched
+from ..evaluate import engine
+from ..evaluate.engine import EvalTask, evaluate
+from ..inference.generate import Generated, GenerationSettings
 from ..prompts import eval_question, inference_messages
-from ..rewards import compute
 from .pretrain_data import (
     ImagePool,
     Row,
@@ -101,14 +105,10 @@ class ProbeConfig:
     seed: int = 0
 
 
-def _open_images(paths: Sequence[str]):
-    from PIL import Image
-
-    images = []
-    for path in paths:
-        with Image.open(path) as image:
-            images.append(image.convert("RGB"))
-    return images
+def _settings(max_new_tokens: int, batch_size: int, min_new_tokens: int | None = None) -> GenerationSettings:
+    return GenerationSettings(
+        max_new_tokens=max_new_tokens, batch_size=batch_size, min_new_tokens=min_new_tokens, cache="dynamic"
+    )
 
 
 def generate(
@@ -120,12 +120,10 @@ def generate(
     batch_size: int = 8,
     min_new_tokens: int | None = None,
 ) -> list[Generated]:
-    """Greedy answers to the rows' prompts (``repic.inference.generate_batched``, dynamic cache)."""
-    prompts = [PromptInput(row["prompt"], _open_images(row["images"])) for row in rows]
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens, batch_size=batch_size, min_new_tokens=min_new_tokens, cache="dynamic"
-    )
-    return generate_batched(model, processor, prompts, settings)
+    """Greedy answers to the rows' prompts (``repic.evaluate.engine.answer``, dynamic cache), the model's
+    mode left as it is: the pretraining skill checks call this in the middle of training."""
+    tasks = [EvalTask.from_row(row) for row in rows]
+    return engine.answer(model, processor, tasks, _settings(max_new_tokens, batch_size, min_new_tokens))
 
 
 # ------------------------------------------------------------------------------------------ prompt sets
@@ -200,17 +198,16 @@ def caption_scores(references: Sequence[str], answers: Sequence[Generated]) -> d
     }
 
 
-def _accuracy(task: str, rows: Sequence[Row], answers: Sequence[Generated]) -> float:
-    """Mean reward of the answers, the row's completion being the truth (a box is parsed back)."""
-    if not rows:
-        return 0.0
-    scores = []
-    for row, answer in zip(rows, answers, strict=True):
-        truth = _expected(row)
+def reward_tasks(task: str, rows: Sequence[Row]) -> list[EvalTask]:
+    """The rows as tasks the engine scores with ``task``'s reward, the row's completion being the truth
+    (a box is parsed back to its numbers)."""
+    tasks = []
+    for row in rows:
+        truth: Any = _expected(row)
         if task == "vlt":
             truth = [int(v) for v in _NUMBER.findall(truth)]
-        scores.append(compute(task, answer.text, truth))
-    return sum(scores) / len(scores)
+        tasks.append(EvalTask.from_row(row, task=task, solution=truth))
+    return tasks
 
 
 def category_accuracy(rows: Sequence[Row], answers: Sequence[Generated]) -> float:
@@ -267,8 +264,11 @@ def probe_model(
     pool = split_pool(collection, "heldout")
     seed, batch = config.seed, config.batch_size
 
-    def ask(rows, tokens):
-        return generate(model, processor, rows, tokens, batch_size=batch)
+    def ask(rows, tokens):  # answers only: the probe's own measures score them
+        return evaluate(model, processor, [EvalTask.from_row(row) for row in rows], _settings(tokens, batch)).answers
+
+    def accuracy(task, rows, tokens):  # mean reward, scored by the engine
+        return evaluate(model, processor, reward_tasks(task, rows), _settings(tokens, batch)).mean_reward()
 
     describe = heldout_rows(pool, lambda p, r: describe_row(p, r, view_share=0.0, rap_share=0.0), config.captions, seed=seed)
     captions = ask(describe, config.caption_tokens)
@@ -298,9 +298,9 @@ def probe_model(
         "copy_accuracy_heldout_names": copy_accuracy(own, ask(own, config.answer_tokens)),
         "copy_accuracy_multi": copy_accuracy(several, ask(several, 2 * config.answer_tokens)),
         "object_category_accuracy": category_accuracy(objects, ask(objects, config.answer_tokens)),
-        "matching_accuracy": _accuracy("oct", matching, ask(matching, config.answer_tokens)),
-        "category_yes_no_accuracy": _accuracy("oct", categories, ask(categories, config.answer_tokens)),
-        "box_accuracy": _accuracy("vlt", boxes, ask(boxes, config.answer_tokens)),
+        "matching_accuracy": accuracy("oct", matching, config.answer_tokens),
+        "category_yes_no_accuracy": accuracy("oct", categories, config.answer_tokens),
+        "box_accuracy": accuracy("vlt", boxes, config.answer_tokens),
         "parameters": sum(p.numel() for p in model.parameters()),
         "checkpoint_bytes": sum(p.stat().st_size for p in model_path.glob("*.safetensors")),
         "load_seconds": round(load_seconds, 3),

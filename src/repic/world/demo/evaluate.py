@@ -15,9 +15,9 @@ reads, plus the absolute image paths and the references shown, for the gallery) 
 (``model_result.json``). What it chose and why:
 
 - **Scores come from the files just written**, read back with ``repic.evaluate.load_predictions`` and
-  scored by the same functions as ``repic eval`` (official variant chosen by concepts per row, strict mode
-  with the database's display names as aliases): running ``repic eval`` on a predictions file prints the
-  numbers the report shows.
+  scored by the evaluation engine as ``repic eval`` scores them (``repic.evaluate.score_predictions``:
+  official variant chosen by concepts per row, strict mode with the database's display names as aliases):
+  running ``repic eval`` on a predictions file prints the numbers the report shows.
 - **Absent named** counts captions that name a concept the prompt offered (a reference shown) that is not
   in the image, by the strict scorer's whole-name matching. In skip-retrieval files every reference is a
   true concept, so nothing can be counted there and the count is left empty rather than reported as 0.
@@ -44,15 +44,7 @@ from typing import Any
 from ...atomic import atomic_write_json, atomic_write_jsonl
 from ...concepts.database import ConceptDatabase, load_database
 from ...errors import RepicError
-from ...evaluate import (
-    choose_official_variant,
-    load_predictions,
-    localization_accuracy,
-    named_concepts,
-    official_scores,
-    recognition_accuracy,
-    strict_scores,
-)
+from ...evaluate import display_names, load_predictions, named_concepts, score_predictions
 from ...inference.generate import GenerationSettings
 from ...report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
 
@@ -147,32 +139,38 @@ def score_model(
     out_dir: str | os.PathLike, *, label: str, description: str, database: ConceptDatabase
 ) -> ModelResult:
     """The ``ModelResult`` of the predictions files in ``out_dir`` (scored as ``repic eval`` scores them)."""
-    aliases = {tag: [concept.name] for tag, concept in database.concepts.items() if concept.name.strip()}
+    aliases = display_names(database)
     captions = {}
     for key in CAPTION_EVALUATIONS:
         path = predictions_path(out_dir, key)
-        rows = load_predictions(path, on_error="fail").captions
-        if not rows:
-            raise RepicError(f"{path} holds no caption rows; evaluate the model again")
+        scores = _scores(path, aliases, "captions")
         raw = _read_rows(path)
         top1, recall = retrieval_hits(raw)
         captions[key] = CaptionResult(
-            rows=len(rows),
-            official=official_scores(rows, choose_official_variant(rows)),
-            strict=strict_scores(rows, aliases),
+            rows=scores.rows,
+            official=scores.official,
+            strict=scores.strict,
             absent_named=absent_named(raw, aliases),
             retrieval_top1=top1,
             retrieval_recall=recall,
         )
-    recognition = load_predictions(predictions_path(out_dir, "oct"), on_error="fail").recognition
-    localization = load_predictions(predictions_path(out_dir, "vlt"), on_error="fail").localization
     return ModelResult(
         label=label,
         description=description,
         captions=captions,
-        recognition=recognition_accuracy(recognition),
-        localization=localization_accuracy(localization),
+        recognition=_scores(predictions_path(out_dir, "oct"), aliases, "recognition"),
+        localization=_scores(predictions_path(out_dir, "vlt"), aliases, "localization"),
     )
+
+
+def _scores(path: Path, aliases: Mapping[str, Sequence[str]], kind: str) -> Any:
+    """One kind of scores (``captions``, ``recognition`` or ``localization``) of a predictions file, scored
+    by the engine as ``repic eval`` scores it; a file without such rows is an error."""
+    scores = getattr(score_predictions(load_predictions(path, on_error="fail"), aliases), kind)
+    if scores is None:
+        rows = {"captions": "caption", "recognition": "OCT", "localization": "VLT"}[kind]
+        raise RepicError(f"{path} holds no {rows} rows; evaluate the model again")
+    return scores
 
 
 def absent_named(rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequence[str]]) -> Count | None:
