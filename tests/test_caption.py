@@ -317,7 +317,7 @@ def test_adapter_base_problems_are_explained(adapter, tmp_path):
     for file in adapter.iterdir():
         (moved / file.name).write_bytes(file.read_bytes())
     (moved / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path / "gone")}))
-    with pytest.raises(RepicError, match="cannot load the base model of the adapter .* Pass it with --base"):
+    with pytest.raises(RepicError, match="cannot load the base model .* for the adapter .* Pass --base"):
         load_for_captioning(moved)
     assert load_for_captioning(moved, base=shipped_base_path(), device="cpu").info.mode == "lora-merged"
     with pytest.raises(RepicError, match="--base is for LoRA adapter folders"):

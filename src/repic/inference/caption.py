@@ -29,7 +29,6 @@ its ``adapter_config.json`` or ``base=``). ``Captioner(model, processor, ...)`` 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -95,7 +94,7 @@ def load_for_captioning(
         "device_map": None if device == "cpu" else device,
     }
     if is_adapter:
-        policy = _load_adapter(folder, adapter_config, base, options)
+        policy = _load_adapter(folder, base, options)
     else:
         policy = load_policy(model, **options)
     policy.model.eval()
@@ -104,33 +103,14 @@ def load_for_captioning(
     return policy
 
 
-def _load_adapter(folder: Path, adapter_config: Path, base, options: dict[str, Any]) -> LoadedPolicy:
-    from peft import PeftModel
+def _load_adapter(folder: Path, base, options: dict[str, Any]) -> LoadedPolicy:
+    from ..models.merge import load_with_adapter, read_adapter_config
 
-    from ..models.load import load_policy
-
-    try:
-        named_base = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RepicError(f"cannot read {adapter_config} ({exc}); re-save the adapter") from None
-    source = base if base is not None else named_base
-    if not source:
-        raise RepicError(f"{adapter_config} names no base model; pass the base model with --base")
-    try:
-        policy = load_policy(source, **options)
-    except RepicError as exc:
-        raise RepicError(f"cannot load the base model of the adapter {folder}: {exc}. Pass it with --base") from None
-    try:
-        adapted = PeftModel.from_pretrained(policy.model, folder)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RepicError(
-            f"the adapter {folder} does not fit the base model {source} ({first_line}); pass the base it was "
-            "trained on with --base"
-        ) from None
+    adapter, config = read_adapter_config(folder)
+    policy, _ = load_with_adapter(adapter, config, base, **options)
     # Merged in the base's dtype: in bf16 the rounding can undo part of a small update; `repic merge`
     # merges in float32 and measures what a lower-precision copy costs.
-    policy.model = adapted.merge_and_unload()
+    policy.model = policy.model.merge_and_unload()
     policy.info.source, policy.info.mode = str(folder), "lora-merged"
     return policy
 
@@ -147,8 +127,12 @@ def cap_pixel_budget(processor: Any, cap: int) -> None:
 
 # ------------------------------------------------------------------------------------------ records
 @dataclass
-class CaptionResult:
-    """One answered query: what was shown, what came back and what it cost."""
+class AnsweredQuery:
+    """One answered query: what was shown, what came back and what it cost.
+
+    Not ``repic.report.CaptionResult``, which is one model's *scores* on a whole caption evaluation; this
+    is one row of a run (a caption or an OCT / VLT answer), the line a predictions file holds.
+    """
 
     query: Query
     mode: str  # "skip-retrieval", "retrieval", or "given" (OCT / VLT rows name their concept)
@@ -209,7 +193,7 @@ class SkippedQuery:
 class CaptionRun:
     """Everything one ``Captioner.run`` produced."""
 
-    results: list[CaptionResult] = field(default_factory=list)
+    results: list[AnsweredQuery] = field(default_factory=list)
     skipped: list[SkippedQuery] = field(default_factory=list)
     retrieval_seconds: float = 0.0
     generation_seconds: float = 0.0
@@ -285,7 +269,7 @@ class Captioner:
         share = run.generation_seconds / len(prepared) if prepared else 0.0
         for item, answer in zip(prepared, answers, strict=True):
             run.results.append(
-                CaptionResult(
+                AnsweredQuery(
                     query=item.query,
                     mode=item.mode,
                     prompt_concepts=[tag for tag, _ in item.references],

@@ -162,7 +162,7 @@ def merge_adapter(
     adapter, config = read_adapter_config(adapter_dir)
     out = _output_folder(out_dir, adapter, overwrite)
     prompts = resolve_prompts(check_prompts) if check else []  # bad prompts fail before any loading
-    policy, base_source = _load_with_adapter(adapter, config, base)
+    policy, base_source = load_with_adapter(adapter, config, base)
     if not policy.info.from_hub and _replaces(out, Path(policy.info.location)):
         raise RepicError(
             f"--out {out} would replace the base model folder {policy.info.location}: choose another"
@@ -209,7 +209,7 @@ def check_merge(
     _check_settings(tolerance, max_new_tokens)
     adapter, config = read_adapter_config(adapter_dir)
     prompts = resolve_prompts(check_prompts)
-    policy, _ = _load_with_adapter(adapter, config, base)
+    policy, _ = load_with_adapter(adapter, config, base)
     references = reference_outputs(policy, prompts, max_new_tokens)
     del policy
     gc.collect()
@@ -281,10 +281,16 @@ def _output_folder(out_dir: str | os.PathLike, adapter: Path, overwrite: bool) -
     return out
 
 
-def _load_with_adapter(
-    adapter: Path, config: dict[str, Any], base: str | os.PathLike | None
+def load_with_adapter(
+    adapter: Path, config: dict[str, Any], base: str | os.PathLike | None = None, **options: Any
 ) -> tuple[LoadedPolicy, str]:
-    """The base in float32 with the adapter applied (not merged), and the base as named."""
+    """The base with the adapter applied (not merged), in eval mode, and the base as named.
+
+    ``adapter`` and ``config`` come from ``read_adapter_config``; ``base`` overrides the base the config
+    names; ``options`` go to ``load_policy`` (float32 unless ``dtype`` says otherwise). ``repic merge``
+    and ``repic caption`` (``repic.inference.load_for_captioning``) both load adapters through here.
+    """
+    options.setdefault("dtype", EVALUATION_DTYPE)
     named = config.get("base_model_name_or_path")
     source = str(base) if base is not None else named
     if not source:
@@ -293,7 +299,7 @@ def _load_with_adapter(
         )
     origin = "--base" if base is not None else f"{adapter / ADAPTER_CONFIG}"
     try:
-        policy = load_policy(source, dtype=EVALUATION_DTYPE)
+        policy = load_policy(source, **options)
     except RepicError as exc:
         raise RepicError(
             f"cannot load the base model {source!r} (from {origin}) for the adapter {adapter}: {exc}. "
