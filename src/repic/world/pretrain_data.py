@@ -98,6 +98,7 @@ from ..prompts import (
     vlt_problem,
 )
 from ..records import Concept, Scene
+from ..train.dataset import to_dataset as rows_to_dataset  # noqa: F401 (pretrain.py builds its datasets with it)
 from .render import png_bytes
 from .synthetic import (
     ATTRIBUTE_VALUES,
@@ -624,13 +625,6 @@ def pretraining_rows(
     tasks, weights = zip(*mix.shares().items(), strict=True)
     for _ in range(count):
         yield ROW_BUILDERS[rng.choices(tasks, weights)[0]](pool, rng)
-
-
-def rows_to_dataset(rows: Iterable[Row]):
-    """A ``datasets.Dataset`` of the rows whose ``images`` are opened only when a batch reads them."""
-    from datasets import Dataset, Image, List
-
-    return Dataset.from_list(list(rows)).cast_column("images", List(Image()))
 
 
 def row_text(row: Row) -> str:
