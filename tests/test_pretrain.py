@@ -22,7 +22,14 @@ from repic.data.describe import describe_object
 from repic.errors import RepicError
 from repic.prompts import count_image_placeholders
 from repic.shipped import shipped_base_path
-from repic.world.pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
+from repic.world.pretrain import (
+    FINAL_STAGE_MIX,
+    MATCHING_STAGE_MIX,
+    RECORD_FILE,
+    FinalStage,
+    PretrainConfig,
+    pretrain_tiny,
+)
 from repic.world.pretrain_data import (
     PRETRAIN_TASKS,
     PretrainMix,
@@ -87,7 +94,8 @@ def pretrained(world, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     config = PretrainConfig(
         steps=4, batch_size=4, vision_phase_steps=1, copy_phase_steps=1, decision_phase_steps=1, extra_scenes=6,
-        extra_references=1, skill_checks=1, world=SMALL_WORLD, vision=TINY_VISION, final_stage_steps=2,
+        extra_references=1, skill_checks=1, world=SMALL_WORLD, vision=TINY_VISION,
+        final_stages=(FinalStage("half", 2, FINAL_STAGE_MIX), FinalStage("matching", 1, MATCHING_STAGE_MIX, 5e-4)),
     )
     record = pretrain_tiny(root / "base", config, world_dir=world.root, work_dir=root / "work", probe=QUICK_PROBE,
                            command="test run")
@@ -377,7 +385,10 @@ def test_pretraining_runs_through_sft_trainer_and_changes_the_weights(pretrained
     assert record["training"]["steps"] == 4
     assert record["data"]["rows"] == 4 * 4  # every row seen once
     assert record["training"]["grounding_loss_curve"]  # the decision row's grounding loss was computed
-    assert record["final_stage"]["steps"] == 2 and sum(record["final_stage"]["rows_per_task"].values()) == 2 * 4
+    stages = record["final_stages"]
+    assert [(stage["name"], stage["steps"], stage["learning_rate"]) for stage in stages] == [
+        ("half", 2, 1e-3), ("matching", 1, 5e-4)]
+    assert sum(stages[0]["rows_per_task"].values()) == 2 * 4 and stages[1]["rows_per_task"] == {"matching": 4}
     assert record["vision"]["train_concepts"] == SMALL_WORLD.n_train_concepts + TINY_VISION.extra_concepts  # the tower's own stage ran first
     assert (root / "base" / "vision_record.json").is_file()
     checks = record["training"]["checks_by_step"]
@@ -385,6 +396,35 @@ def test_pretraining_runs_through_sft_trainer_and_changes_the_weights(pretrained
     assert json.loads((root / "base" / RECORD_FILE).read_text())["command"] == "test run"
     # save_pretrained writes the weights owner-only (0600); the folder's files must be readable by all.
     assert {path.stat().st_mode & 0o044 for path in (root / "base").iterdir()} == {0o044}
+
+
+def test_finish_from_runs_only_the_final_stages_and_keeps_the_earlier_record(pretrained, world, tmp_path):
+    root, record = pretrained
+    config = PretrainConfig(steps=4, batch_size=4, vision_phase_steps=1, copy_phase_steps=1, decision_phase_steps=1,
+                            extra_scenes=6, extra_references=1, world=SMALL_WORLD, vision=TINY_VISION,
+                            final_stages=(FinalStage("again", 1, MATCHING_STAGE_MIX, 5e-4),))
+    finished = pretrain_tiny(tmp_path / "finished", config, world_dir=world.root, probe=None, command="finish",
+                             finish_from=root / "base")
+    before = load_file(root / "base" / "model.safetensors")
+    after = load_file(tmp_path / "finished" / "model.safetensors")
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and not any(name.startswith("visual.") for name in changed)  # the LM moved, the tower did not
+    assert [stage["name"] for stage in finished["final_stages"]] == ["half", "matching", "again"]
+    assert finished["command"] == "test run" and finished["finished_from"]["command"] == "finish"
+    assert finished["training"] == record["training"]  # the curriculum's account, carried over
+    assert (tmp_path / "finished" / "vision_record.json").is_file()
+
+
+def test_finish_from_refuses_a_folder_without_a_record_and_another_world(pretrained, world, tmp_path):
+    root, _ = pretrained
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RepicError, match="has no pretrain_record.json"):
+        pretrain_tiny(tmp_path / "a", PretrainConfig(world=SMALL_WORLD), world_dir=world.root,
+                      finish_from=tmp_path / "plain")
+    other = PretrainConfig(world=WorldConfig(seed=SMALL_WORLD.seed + 1))
+    with pytest.raises(RepicError, match="--world-seed"):
+        pretrain_tiny(tmp_path / "b", other, finish_from=root / "base")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_pretrained_folder_loads_with_auto_classes_and_keeps_names_at_four_tokens(pretrained, world):

@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from repic.errors import RepicError
-from repic.world.synthetic import ATTRIBUTE_VALUES, _distance, make_world
+from repic.world.synthetic import ATTRIBUTE_VALUES, _distance, build_scene, make_world
 from repic.world.tiny import build_tiny_model
 from repic.world.tokenizer import builtin_corpus
 from repic.world.vision import (
@@ -75,6 +75,21 @@ def test_scene_targets_follow_the_renderers_pixels():
     assert len(shown) == 2
 
 
+def test_token_geometry_holds_each_cells_centre_and_its_objects_box():
+    world = make_world(SMALL, Path("."))
+    scene, _, _ = build_scene(world, "train", "two", 0)
+    sample = sample_from_scene(world, "train", "two", 0)
+    side, cols = sample.image.shape[0], sample.image.shape[1] // 28
+    assert sample.token_geometry.shape == (len(sample.token_targets), 6)
+    for t, (x, y, *box) in enumerate(sample.token_geometry):
+        assert (x, y) == pytest.approx(((t % cols + 0.5) * 28 / side, (t // cols + 0.5) * 28 / side))
+        if sample.token_targets[t, 0] == classes("category"):
+            assert np.isnan(box).all()  # a background token has no object box
+        else:  # the box of the object that owns the cell, which covers the cell's centre region
+            owner = int(sample.weights[:, t].argmax())
+            assert box == pytest.approx([v / side for v in scene.objects[owner].box])
+
+
 def test_config_refuses_nonsense():
     with pytest.raises(RepicError, match="steps must be at least 1"):
         VisionPretrainConfig(steps=0)
@@ -107,6 +122,7 @@ def test_a_short_seeded_run_learns_identity_and_colour_on_heldout_concepts(tiny)
     assert after["identity_rank1"] >= before["identity_rank1"] + 0.2, (before, after)
     assert after["identity_rank1"] >= 0.6, after
     assert accuracy["token_color_accuracy"] >= 2 / len(ATTRIBUTE_VALUES["color"]), accuracy  # chance: 1 in 10
+    assert curve[-1]["geometry"] < 0.6 * curve[0]["geometry"], curve  # measured: 1.99 -> 0.88
 
 
 def test_copy_tower_moves_the_vision_weights_only(tmp_path):

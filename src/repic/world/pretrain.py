@@ -41,11 +41,13 @@ What it chose and why:
   hidden states learns it next to the LM loss. Without it the LM never learned the yes/no comparison
   (matching at chance after 200 steps of matching rows only, the pretrained tower frozen); with it, 0.77
   after 200 and 0.84 after 400 steps (held-out concepts, own loop). The probe is not saved.
-- **A final stage with its own schedule** (``final_stage_steps``, 600; ``FINAL_STAGE_MIX``): warm-up and
-  cosine from the peak learning rate again, half matching rows, half the main tasks. The curriculum's
-  decision and main phases left held-out matching at 0.48 (the grounding loss hardly fell mid-schedule);
-  this stage took it to 0.62 with every other skill kept, where matching rows alone reached 0.85 and erased
-  the rest.
+- **Final stages, each with its own schedule** (``final_stages``; warm-up and cosine from its own peak
+  learning rate). The curriculum's decision and main phases left held-out matching at 0.48 (the grounding
+  loss hardly fell mid-schedule). Then 600 steps of half matching rows, half the main tasks
+  (``FINAL_STAGE_MIX``) took it to 0.62 with every other skill kept; matching rows alone reached 0.85 and
+  erased the rest, which a short recovery stage at half the learning rate brings back while matching mostly
+  stays: so half-matching, then matching alone (400), then the recovery (300, ``RECOVERY_STAGE_MIX``).
+  ``finish_from`` runs the stages alone on an already pretrained model.
 - **Why the tower is never trained through the LM's loss here**: tasks whose answers do not need the
   image (echo rows, template-heavy captions) turn a trainable tower into a constant marker (measured: a
   copy-first run with the tower trainable collapsed the visual tokens, mean pairwise cosine 0.985, 0.43 at
@@ -127,6 +129,33 @@ DECISION_PHASE_MIX = PretrainMix(object=0.0, scene_objects=0.0, describe=0.0, ca
 # 0.00); see the stage's notes in docs/notes/tiny-base-vision.md.
 FINAL_STAGE_MIX = PretrainMix(object=0.08, scene_objects=0.0, describe=0.10, category_yes_no=0.05, category_box=0.07,
                               echo=0.10, echo_multi=0.10, matching=0.5)
+MATCHING_STAGE_MIX = PretrainMix(object=0.0, scene_objects=0.0, describe=0.0, category_yes_no=0.0, category_box=0.0,
+                                 echo=0.0, echo_multi=0.0, matching=1.0)
+# After matching alone: the skills it erased come back within 200 steps of the half mix while matching
+# mostly stays (0.85 -> 0.77), but several-name copying did not (0.02), hence more of those rows here.
+RECOVERY_STAGE_MIX = PretrainMix(object=0.08, scene_objects=0.0, describe=0.10, category_yes_no=0.05,
+                                 category_box=0.07, echo=0.10, echo_multi=0.20, matching=0.4)
+
+
+@dataclass(frozen=True)
+class FinalStage:
+    """One stage after the curriculum: ``steps`` rows of its own ``mix``, a fresh warm-up and cosine schedule
+    from ``learning_rate``. ``name`` keys its rows' stream (and names it in the record)."""
+
+    name: str
+    steps: int
+    mix: PretrainMix
+    learning_rate: float = 1e-3
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "steps": self.steps, "mix": self.mix.to_dict(), "learning_rate": self.learning_rate}
+
+
+FINAL_STAGES: tuple[FinalStage, ...] = (
+    FinalStage("decision-stage", 600, FINAL_STAGE_MIX),  # the name keys the rows the shipped base's stage drew
+    FinalStage("matching", 400, MATCHING_STAGE_MIX),
+    FinalStage("recovery", 300, RECOVERY_STAGE_MIX, learning_rate=5e-4),
+)
 DEFAULT_PROBE = ProbeConfig()
 _CORPUS_ROWS = 4000  # rows whose text trains the tokenizer: every phrasing and attribute word many times
 
@@ -151,9 +180,8 @@ class PretrainConfig:
     # frozen for the whole LM curriculum. None: the tower learns through the LM's loss in the vision phase.
     vision: VisionPretrainConfig | None = field(default_factory=VisionPretrainConfig)
     vision_tower_from: str | None = None  # a model folder whose pretrained tower to reuse instead of ``vision``
-    # The final stage: its own warm-up and cosine schedule from the peak learning rate, after the curriculum.
-    final_stage_steps: int = 600
-    final_stage_mix: PretrainMix = field(default_factory=lambda: FINAL_STAGE_MIX)
+    # The stages after the curriculum, in order, each with its own warm-up and cosine schedule.
+    final_stages: tuple[FinalStage, ...] = FINAL_STAGES
     grounding_weight: float = 1.0  # the grounding loss's weight (``repic.world.grounding``); 0: off
     # Phases whose rows carry grounding targets. Not the copy phase: with grounding targets on its rows (20 %
     # of them) and the pretrained tower frozen, copy accuracy was still 0.00 at step 800 (the curriculum
@@ -202,11 +230,12 @@ class PretrainConfig:
                 "the main and copy mixes need a positive echo weight: without copy rows the base never writes "
                 "a name and GRPO gets no reward (the study's share is 0.3)"
             )
-        if min(self.skill_checks, self.extra_scenes, self.extra_references, self.object_views,
-               self.final_stage_steps) < 0:
-            problems.append(
-                "skill_checks, extra_scenes, extra_references, object_views and final_stage_steps cannot be negative"
-            )
+        if min(self.skill_checks, self.extra_scenes, self.extra_references, self.object_views) < 0:
+            problems.append("skill_checks, extra_scenes, extra_references and object_views cannot be negative")
+        names = [stage.name for stage in self.final_stages]
+        if len(set(names)) < len(names) or any(stage.steps < 1 or not 0 < stage.learning_rate < 1
+                                               for stage in self.final_stages):
+            problems.append("final_stages need distinct names, at least 1 step and a learning rate in (0, 1) each")
         if problems:
             raise RepicError("invalid PretrainConfig: " + "; ".join(problems))
 
@@ -216,7 +245,7 @@ class PretrainConfig:
         values["vision_phase_mix"] = self.vision_phase_mix.to_dict()
         values["copy_phase_mix"] = self.copy_phase_mix.to_dict()
         values["decision_phase_mix"] = self.decision_phase_mix.to_dict()
-        values["final_stage_mix"] = self.final_stage_mix.to_dict()
+        values["final_stages"] = [stage.to_dict() for stage in self.final_stages]
         values["world"] = self.world.to_dict()
         values["phase_order"] = list(self.phase_order)
         values["grounding_phases"] = list(self.grounding_phases)
@@ -338,16 +367,18 @@ def _loss_callback(steps: int, say: Progress):
 
 
 def _train(base: Path | Any, rows: list[dict], config: PretrainConfig, work: Path, callbacks: list, processor,
-           *, steps: int | None = None) -> Any:
+           *, steps: int | None = None, learning_rate: float | None = None) -> Any:
     """Run ``SFTTrainer`` on ``rows`` (``steps`` of them, default ``config.steps``) from the model in folder
-    ``base`` (or the model object itself), with a fresh warm-up and cosine schedule; returns the trainer."""
+    ``base`` (or the model object itself), with a fresh warm-up and cosine schedule from ``learning_rate``
+    (default ``config.learning_rate``); returns the trainer."""
     steps = steps or config.steps
+    learning_rate = learning_rate or config.learning_rate
     model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32) if isinstance(base, Path) else base
     args = SFTConfig(
         output_dir=str(work / "trainer"),
         max_steps=steps,
         per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
+        learning_rate=learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=round(config.warmup_ratio * steps),
         weight_decay=config.weight_decay,
@@ -368,7 +399,7 @@ def _train(base: Path | Any, rows: list[dict], config: PretrainConfig, work: Pat
         data_seed=config.seed,
     )
     probe = nn.Linear(model.config.text_config.hidden_size, 1)  # the grounding probe, not saved
-    optimizer = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=config.learning_rate,
+    optimizer = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=learning_rate,
                                   weight_decay=config.weight_decay)
     trainer = GroundedSFTTrainer(
         model=model,
@@ -395,6 +426,7 @@ def pretrain_tiny(
     overwrite: bool = False,
     command: str = "",
     progress: Progress | None = None,
+    finish_from: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Pretrain the tiny model and save it to ``out_dir``; returns the record also written there.
 
@@ -402,12 +434,17 @@ def pretrain_tiny(
     folder); ``work_dir`` keeps the intermediate files (else a temporary folder is removed at the end).
     With a ``probe`` config the saved model is measured on the world's held-out concepts
     (``repic.world.probe``) and the numbers join the record; ``None`` skips it.
+
+    ``finish_from`` is a pretrained model folder: its tower and curriculum are kept (the tower replaced by
+    ``config.vision_tower_from``'s when that is set) and only ``config.final_stages`` run on it; its record
+    is carried over, with these stages added.
     """
     say = progress or (lambda message: None)
     out = Path(out_dir).expanduser().resolve()
     _check_out(out, overwrite)
     if config.vision_tower_from is not None:  # before anything is rendered or trained
         check_tower_source(config.vision_tower_from)
+    earlier = _finish_source(finish_from, config) if finish_from is not None else None
     torch.set_num_threads(config.threads)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="repic-pretrain-") as scratch:
@@ -421,56 +458,35 @@ def pretrain_tiny(
             extra_references=config.extra_references,
             object_views=config.object_views,
         )
-        rows = _curriculum(pool, config)
-        say(f"rows: {len(rows)} ({dict(sorted(Counter(r['task'] for r in rows).items()))})")
-        base = build_tiny_model(
-            work / "initial", texts=tokenizer_corpus(pool, rows[:_CORPUS_ROWS], seed=config.seed),
-            config=config.model, overwrite=True,
-        )
-        vision_record = None
-        if config.vision_tower_from is not None:
-            say(f"vision: the tower of {config.vision_tower_from}")
-            vision_record = copy_tower(config.vision_tower_from, base)
-        elif config.vision is not None:
-            world_config = WorldConfig.from_dict(collection.meta["config"], where=str(collection.root))
-            vision_record = pretrain_vision(base, config.vision, world=world_config, progress=say)
-        processor = AutoProcessor.from_pretrained(base)
-        callbacks = [_loss_callback(config.steps, say)]
-        if config.vision is not None or config.vision_tower_from is not None:
-            callbacks.append(_frozen_tower_callback(say))
-        elif config.vision_only_in_vision_phase and config.vision_phase_steps:
-            callbacks.append(_vision_schedule_callback(*config.vision_window(), say))
-        if config.skill_checks and collection.splits.get("heldout"):
-            callbacks.append(
-                _skill_check_callback(processor, collection, config.skill_checks, config.steps, config.seed, say)
+        if earlier is not None:
+            base = work / "initial"
+            shutil.copytree(Path(finish_from), base, dirs_exist_ok=True)
+            record, vision_record = earlier, None
+            if config.vision_tower_from is not None:
+                say(f"vision: the tower of {config.vision_tower_from}")
+                vision_record = copy_tower(config.vision_tower_from, base)
+            processor = AutoProcessor.from_pretrained(base)
+            model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
+            record = {**earlier, "finished_from": {"folder": str(Path(finish_from).resolve()), "command": command,
+                                                   "curriculum_command": earlier.get("command", "")}}
+            record.pop("probe", None)
+        else:
+            model, processor, base, record, vision_record = _tower_and_curriculum(
+                config, collection, world_dir, pool, work, command, say, started
             )
-        prepared = time.perf_counter()
-        trainer = _train(base, rows, config, work, callbacks, processor)
-        curriculum_done = time.perf_counter()
-        model, final_stage = trainer.model, None  # the final stage's seconds are in its own record
-        if config.final_stage_steps:
-            say(f"final stage: {config.final_stage_steps} steps with a fresh schedule")
-            # Its own stream of rows (seed + 1, "decision-stage"): the one the shipped base's stage drew.
-            stage_rows = list(pretraining_rows(pool, config.final_stage_steps * config.batch_size,
-                                               mix=config.final_stage_mix, seed=config.seed + 1,
-                                               phase="decision-stage"))
-            stage_callbacks = [_loss_callback(config.final_stage_steps, say), _frozen_tower_callback(say)]
-            staged = time.perf_counter()
-            stage = _train(model, stage_rows, config, work / "final", stage_callbacks, processor,
-                           steps=config.final_stage_steps)
-            model, final_stage = stage.model, _stage_record(stage, stage_rows, time.perf_counter() - staged)
+        model, stages = _final_stages(model, pool, config, work, processor, say)
 
         with atomic_folder(out) as staging:
             model.save_pretrained(staging)
             processor.save_pretrained(staging)
             shutil.copy2(base / "repic_tiny_config.json", staging / "repic_tiny_config.json")
-            record = _record(config, collection, world_dir, rows, trainer, command,
-                             prepare_s=prepared - started, train_s=curriculum_done - prepared)
-            if final_stage is not None:
-                record["final_stage"] = final_stage
+            record["final_stages"] = [*_earlier_stages(earlier), *stages] if earlier else stages
+            record.pop("final_stage", None)  # the one-stage key of older records, now in final_stages
             if vision_record is not None:
                 record["vision"] = vision_record
                 atomic_write_json(staging / VISION_RECORD_FILE, vision_record)
+            elif (Path(base) / VISION_RECORD_FILE).is_file():
+                shutil.copy2(Path(base) / VISION_RECORD_FILE, staging / VISION_RECORD_FILE)
             atomic_write_json(staging / RECORD_FILE, record)
         if probe is not None and collection.splits.get("heldout"):
             say("probe: measuring the saved model on the held-out concepts")
@@ -478,6 +494,78 @@ def pretrain_tiny(
         record["wall_seconds"] = round(time.perf_counter() - started, 1)
         atomic_write_json(out / RECORD_FILE, record)
     return record
+
+
+def _finish_source(folder: str | os.PathLike, config: PretrainConfig) -> dict[str, Any]:
+    """The record of the model ``finish_from`` names, checked before anything is rendered: it must be a
+    pretrained tiny model of the same world (its rows and held-out concepts are that world's)."""
+    record = read_record(folder)
+    if record is None:
+        raise RepicError(f"{folder} has no {RECORD_FILE}: --finish-from takes a folder `repic models pretrain-tiny` wrote")
+    made_in = (record.get("world") or {}).get("config") or {}
+    if made_in.get("seed", config.world.seed) != config.world.seed:
+        raise RepicError(f"{folder} was pretrained on the world of seed {made_in.get('seed')}, not "
+                         f"{config.world.seed}: pass --world-seed {made_in.get('seed')}")
+    return record
+
+
+def _earlier_stages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The final stages a record lists (older records name their one stage ``final_stage``)."""
+    if "final_stages" in record:
+        return list(record["final_stages"])
+    return [{"name": "decision-stage", **record["final_stage"]}] if "final_stage" in record else []
+
+
+def _tower_and_curriculum(config: PretrainConfig, collection: Collection, world_dir, pool, work: Path, command: str,
+                          say: Progress, started: float):
+    """The tokenizer and fresh model, the tower's stage and the curriculum: (model, processor, the initial
+    folder, the record, the vision record)."""
+    rows = _curriculum(pool, config)
+    say(f"rows: {len(rows)} ({dict(sorted(Counter(r['task'] for r in rows).items()))})")
+    base = build_tiny_model(
+        work / "initial", texts=tokenizer_corpus(pool, rows[:_CORPUS_ROWS], seed=config.seed),
+        config=config.model, overwrite=True,
+    )
+    vision_record = None
+    if config.vision_tower_from is not None:
+        say(f"vision: the tower of {config.vision_tower_from}")
+        vision_record = copy_tower(config.vision_tower_from, base)
+    elif config.vision is not None:
+        world_config = WorldConfig.from_dict(collection.meta["config"], where=str(collection.root))
+        vision_record = pretrain_vision(base, config.vision, world=world_config, progress=say)
+    processor = AutoProcessor.from_pretrained(base)
+    callbacks = [_loss_callback(config.steps, say)]
+    if config.vision is not None or config.vision_tower_from is not None:
+        callbacks.append(_frozen_tower_callback(say))
+    elif config.vision_only_in_vision_phase and config.vision_phase_steps:
+        callbacks.append(_vision_schedule_callback(*config.vision_window(), say))
+    if config.skill_checks and collection.splits.get("heldout"):
+        callbacks.append(
+            _skill_check_callback(processor, collection, config.skill_checks, config.steps, config.seed, say)
+        )
+    prepared = time.perf_counter()
+    trainer = _train(base, rows, config, work, callbacks, processor)
+    record = _record(config, collection, world_dir, rows, trainer, command,
+                     prepare_s=prepared - started, train_s=time.perf_counter() - prepared)
+    return trainer.model, processor, base, record, vision_record
+
+
+def _final_stages(model: Any, pool, config: PretrainConfig, work: Path, processor, say: Progress):
+    """Run ``config.final_stages`` in order on ``model``: (the model, a record per stage)."""
+    records = []
+    for stage in config.final_stages:
+        say(f"final stage {stage.name}: {stage.steps} steps from lr {stage.learning_rate:g}")
+        # Each stage its own stream of rows (seed + 1, its name as the phase).
+        rows = list(pretraining_rows(pool, stage.steps * config.batch_size, mix=stage.mix, seed=config.seed + 1,
+                                     phase=stage.name))
+        callbacks = [_loss_callback(stage.steps, say), _frozen_tower_callback(say)]
+        began = time.perf_counter()
+        trainer = _train(model, rows, config, work / "stages" / stage.name, callbacks, processor,
+                         steps=stage.steps, learning_rate=stage.learning_rate)
+        model = trainer.model
+        records.append({"name": stage.name, "learning_rate": stage.learning_rate,
+                        **_stage_record(trainer, rows, time.perf_counter() - began)})
+    return model, records
 
 
 def _record(
@@ -540,7 +628,7 @@ def _record(
 
 
 def _stage_record(trainer: Any, rows: list[dict], seconds: float) -> dict[str, Any]:
-    """Steps, rows per task, time and loss curves of the final stage."""
+    """Steps, rows per task, time and loss curves of a final stage."""
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     return {
         "steps": trainer.state.global_step,

@@ -120,6 +120,9 @@ PRETRAIN_TASKS: tuple[str, ...] = (
 )
 _EXTRA_SCENE_KINDS = {"single": 0.4, "two": 0.2, "four": 0.1, "negative": 0.3}
 _HARD_NEGATIVE_SHARE = 0.75  # matching negatives with a same-category object in the scene, when one exists
+# Pretraining's matching rows asked as RePIC's OCT task asks (``oct_problem``, a fresh name for the object):
+# the demo's OCT evaluation and reward use that prompt, so the base meets it before GRPO does.
+_OCT_PHRASED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -563,8 +566,11 @@ def echo_multi_row(pool: ImagePool, rng: random.Random) -> Row:
     return _row("echo_multi", [*references, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
 
 
-def matching_row(pool: ImagePool, rng: random.Random) -> Row:
+def matching_row(pool: ImagePool, rng: random.Random, *, oct_share: float = 0.0) -> Row:
     """A single-object view + a scene -> whether that very object is in the scene; half yes, half no.
+
+    ``oct_share`` of the rows are asked in RePIC's OCT form with a fresh name for the object, the others
+    with the generic ``PRETRAIN_MATCH_QUESTIONS``.
 
     The object is a training concept (a reference view) or, for half the rows when the pool has them, a
     distractor object (its view; the scene it was drawn in is the positive). Negatives are mostly scenes
@@ -598,7 +604,10 @@ def matching_row(pool: ImagePool, rng: random.Random) -> Row:
                 pass
         answer = "no"
         grounding = grounding_targets(pool.scenes[scene_index].scene, [])
-    question = _maybe_yes_no_instruction(rng, rng.choice(PRETRAIN_MATCH_QUESTIONS))
+    if oct_share and rng.random() < oct_share:  # RePIC's own OCT prompt, the object under a fresh name
+        question = f"{oct_problem(fresh_name(rng, pool.reserved_names), 1, rng.choice(OCT_QUESTIONS))} {OCT_ANSWER_INSTRUCTION}"
+    else:
+        question = _maybe_yes_no_instruction(rng, rng.choice(PRETRAIN_MATCH_QUESTIONS))
     return _row("matching", [reference, pool.scenes[scene_index].path], _images_then(2, question), answer,
                 grounding=grounding)
 
@@ -611,7 +620,7 @@ ROW_BUILDERS: dict[str, Callable[[ImagePool, random.Random], Row]] = {
     "category_box": category_box_row,
     "echo": echo_row,
     "echo_multi": echo_multi_row,
-    "matching": matching_row,
+    "matching": lambda pool, rng: matching_row(pool, rng, oct_share=_OCT_PHRASED_SHARE),
 }
 
 

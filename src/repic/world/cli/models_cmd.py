@@ -106,6 +106,16 @@ def pretrain_tiny_command(
         typer.Option("--vision-from", help="Reuse the pretrained vision tower of this model folder instead of "
                      "pretraining one (same sizes)."),
     ] = None,
+    finish_from: Annotated[
+        Path | None,
+        typer.Option("--finish-from", help="A model this command pretrained: keep its tower and curriculum and run "
+                     "only the final stages on it (see --stages).", show_default=False),
+    ] = None,
+    stages: Annotated[
+        str | None,
+        typer.Option("--stages", help="The final stages to run, comma-separated, in order (default: all of "
+                     "decision-stage,matching,recovery; 'none': no final stage).", show_default=False),
+    ] = None,
     skill_checks: Annotated[
         int,
         typer.Option(
@@ -125,7 +135,7 @@ def pretrain_tiny_command(
     """Pretrain the tiny model on generic tasks of a world's training split (TRL SFTTrainer, CPU)."""
     import time
 
-    from ..pretrain import RECORD_FILE, PretrainConfig, pretrain_tiny
+    from ..pretrain import FINAL_STAGES, RECORD_FILE, PretrainConfig, pretrain_tiny
     from ..probe import ProbeConfig, probe_table
     from ..vision import VisionPretrainConfig
     from ..world_config import WorldConfig
@@ -145,6 +155,8 @@ def pretrain_tiny_command(
     settings["vision"] = None if vision_steps == 0 else VisionPretrainConfig(seed=seed, **steps_given)
     if vision_from is not None:
         settings["vision_tower_from"] = str(vision_from)
+    if stages is not None:
+        settings["final_stages"] = _chosen_stages(stages, FINAL_STAGES)
     config = PretrainConfig(seed=seed, skill_checks=skill_checks, world=WorldConfig(seed=world_seed), **settings)
     # The command as run, every setting spelled out, so the record reproduces the run.
     options = [
@@ -154,6 +166,8 @@ def pretrain_tiny_command(
         "--skill-checks", str(skill_checks),
         *(["--vision-from", str(vision_from)] if vision_from is not None else
           ["--vision-steps", str(config.vision.steps if config.vision is not None else 0)]),
+        *(["--finish-from", str(finish_from)] if finish_from is not None else []),
+        "--stages", ",".join(stage.name for stage in config.final_stages) or "none",
         "--probe" if probe else "--no-probe", *(["--overwrite"] if overwrite else []),
     ]
     quiet_libraries()
@@ -167,16 +181,35 @@ def pretrain_tiny_command(
         overwrite=overwrite,
         command="repic models pretrain-tiny " + " ".join(options),
         progress=lambda message: say(f"[{time.perf_counter() - started:6.1f} s] {message}"),
+        finish_from=finish_from,
     )
-    training = record["training"]
-    say(
-        f"pretrained {record['parameters']:,} parameters in {training['train_seconds']:.0f} s "
-        f"({training['seconds_per_step']:.3f} s/step); saved to {out.resolve()}",
-        style="bold",
-    )
+    if finish_from is not None:
+        ran = record["final_stages"][len(record["final_stages"]) - len(config.final_stages):]
+        say(f"ran the final stages {', '.join(stage['name'] for stage in ran) or '(none)'} on {finish_from} in "
+            f"{sum(stage['train_seconds'] for stage in ran):.0f} s; saved to {out.resolve()}", style="bold")
+    else:
+        training = record["training"]
+        say(
+            f"pretrained {record['parameters']:,} parameters in {training['train_seconds']:.0f} s "
+            f"({training['seconds_per_step']:.3f} s/step); saved to {out.resolve()}",
+            style="bold",
+        )
     for measure, value in probe_table(record["probe"]) if "probe" in record else []:
         say(f"  {measure:<40} {value}")
     say(f"the run's record: {out.resolve() / RECORD_FILE}")
+
+
+def _chosen_stages(names: str, known):
+    """The final stages ``--stages`` names, in its order; ``none`` is no stage."""
+    if names.strip().lower() == "none":
+        return ()
+    by_name = {stage.name: stage for stage in known}
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in by_name]
+    if unknown or not chosen:
+        raise RepicError(f"--stages: unknown stage {', '.join(unknown) or '(empty)'}; choose among "
+                         f"{', '.join(by_name)} (comma-separated) or 'none'")
+    return tuple(by_name[name] for name in chosen)
 
 
 @commands.command("probe")
