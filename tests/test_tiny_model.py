@@ -16,8 +16,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokeniz
 
 from repic.errors import RepicError
 from repic.models import load_policy
+from repic.prompts import DEFAULT_SYSTEM_PROMPT
+from repic.shipped import shipped_base_path
 from repic.world.tiny import TinyModelConfig, build_tiny_model
 from repic.world.tokenizer import (
+    CHAT_TEMPLATE,
     NAME_SYLLABLES,
     TINY_NAME_PATTERN,
     check_name_tokenization,
@@ -162,6 +165,13 @@ def test_chat_template_renders_qwen2_5_vl_layout(tiny_dir):
         "<|im_start|>system\nYou caption.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
         "<|im_start|>assistant\nyes<|im_end|>\n"
     )
+
+
+def test_the_shipped_base_keeps_the_chat_template_built_here():
+    # the shipped tiny base was trained on this template: its default system turn comes from repic.prompts
+    shipped = (shipped_base_path() / "chat_template.jinja").read_text(encoding="utf-8")
+    assert shipped.rstrip("\n") == CHAT_TEMPLATE
+    assert "'<|im_start|>system\\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\\n'" in shipped
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Every prompt string of the project: task questions, answer instructions, ICT suffixes, inference layout.
+"""Every prompt string of the project: task questions, answer instructions, ICT suffixes, inference layout,
+and the detectors', the merge check's, the judge's, pretraining's and the tiny tokenizer's texts.
 
 Two layouts exist, and both are kept because each matches a checkpoint users have:
 
@@ -133,6 +134,16 @@ def ict_problem(references: Sequence[tuple[str, str]], question: str) -> str:
     return "\n".join([*lines, f"The last image is the query image. {question}"])
 
 
+def named_references_text(references: Sequence[tuple[str, str]], question: str) -> str:
+    """A ``Name: <x>, Info: ...`` line per reference image, then the question; no query image (pretraining's
+    copy-the-name rows, unlike ``ict_problem``).
+
+    >>> named_references_text([("<bo>", "a corgi")], "What is its name?")
+    'Name: <bo>, Info: a corgi\\nWhat is its name?'
+    """
+    return "\n".join([*(reference_line(tag, info) for tag, info in references), question])
+
+
 # --- training prompts -----------------------------------------------------------------------------------
 
 
@@ -242,6 +253,34 @@ def format_box_answer(box: Box | Sequence[float], label: str = "", *, style: str
     raise RepicError(f"unknown box answer style {style!r}; use one of: {', '.join(BOX_STYLES)}")
 
 
+# --- the merge check's default prompts (``repic.models.merge_check``) ------------------------------------
+# A merged model is compared with base + adapter on RePIC's layouts over pictures drawn in memory.
+
+MERGE_CHECK_OCT_QUESTION = "Is {name} in this image?"
+MERGE_CHECK_VLT_QUESTION = "Where is {target}?"
+
+
+# --- open-vocabulary detectors (``repic.concepts.detect``) ----------------------------------------------
+
+
+def owl_text_queries(labels: Sequence[str]) -> list[str]:
+    """OWLv2 / OWL-ViT: one text query per category, in the phrasing OWL was trained with.
+
+    >>> owl_text_queries(["cat", "robot"])
+    ['a photo of a cat', 'a photo of a robot']
+    """
+    return [f"a photo of a {label}" for label in labels]
+
+
+def grounding_dino_prompt(labels: Sequence[str]) -> str:
+    """Grounding DINO: one lower-case prompt, each category followed by a period.
+
+    >>> grounding_dino_prompt(["Cat", "dog"])
+    'cat. dog.'
+    """
+    return ". ".join(label.lower() for label in labels) + "."
+
+
 # --- LLM-judge preference evaluation (``repic eval judge``) --------------------------------------------
 # The paper's preference study asks a strong model which of two captions of one image is better. The
 # judge sees the image (when given), the concepts truly in it and both captions, and answers one word;
@@ -341,3 +380,18 @@ PRETRAIN_OBJECT_QUESTIONS: dict[str, tuple[str, ...]] = {
     "shape": ("What shape is this {category}?",),
     "accessory": ("What is this {category} wearing?", "Which accessory does the object have?"),
 }
+
+
+# --- The tiny model's tokenizer (``repic.world.tokenizer``) ---------------------------------------------
+# The shipped tiny base's tokenizer and chat template were built from these exact strings.
+
+# Qwen2.5-VL's system turn, which its chat template adds when a conversation starts without one.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+# The built-in tokenizer corpus, RePIC-style lines filled per name (``builtin_corpus``): a ``{name}``,
+# a ``{colour}`` ``{category}``, a ``{place}`` phrase and the ``{x1}``..``{y2}`` of a box.
+TOKENIZER_CORPUS_LINES: tuple[str, ...] = (
+    "Name: {name}, Info: a {colour} {category}. Is {name} in this image? Answer yes or no.",
+    "This is the query image. Give a caption of the image including the name {name}.",
+    "{name}, the {colour} {category}, is {place}. Output the final answer including its name.",
+    "Where is {name} in the image? Output the box [{x1}, {y1}, {x2}, {y2}].",
+)

@@ -29,6 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import RepicError
+from ..prompts import grounding_dino_prompt, owl_text_queries
 from ..records import Box
 
 OWL_TYPES = ("owlv2", "owlvit")
@@ -109,11 +110,11 @@ class ObjectDetector:
         image = image.convert("RGB")
         width, height = image.size
         if self.model_type in OWL_TYPES:
-            text = [[f"a photo of a {label}" for label in labels]]
+            text = [owl_text_queries(labels)]
             side = max(width, height) if self.model_type == "owlv2" else None
             target = [(side, side)] if side else [(height, width)]
         else:
-            text = ". ".join(label.lower() for label in labels) + "."
+            text = grounding_dino_prompt(labels)
             target = [(height, width)]
         inputs = self.processor(images=image, text=text, return_tensors="pt", **self._text_options)
         inputs = inputs.to(self.device)

@@ -40,6 +40,8 @@ from transformers import GenerationConfig
 
 from ..errors import RepicError
 from ..prompts import (
+    MERGE_CHECK_OCT_QUESTION,
+    MERGE_CHECK_VLT_QUESTION,
     count_image_placeholders,
     eval_question,
     inference_messages,
@@ -139,8 +141,8 @@ def default_check_prompts() -> list[CheckPrompt]:
     ref_ball, ref_box = _drawn_image(ball_at=(56, 56)), _drawn_image(box_at=(56, 56))
     query_ball, query_both = _drawn_image(ball_at=(32, 80)), _drawn_image(ball_at=(30, 40), box_at=(80, 76))
     rng = random.Random(0)  # training_messages draws ICT suffixes from it; OCT and VLT prompts draw nothing
-    yes_no = oct_problem("<kim>", 1, "Is {name} in this image?")
-    where = vlt_problem("Where is {target}?", "<bo>", tag="<bo>", info=ball)
+    yes_no = oct_problem("<kim>", 1, MERGE_CHECK_OCT_QUESTION)
+    where = vlt_problem(MERGE_CHECK_VLT_QUESTION, "<bo>", tag="<bo>", info=ball)
     return [
         CheckPrompt(
             "caption, 1 reference",

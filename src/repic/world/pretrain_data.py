@@ -93,8 +93,8 @@ from ..prompts import (
     format_box_answer,
     ict_problem,
     inference_messages,
+    named_references_text,
     oct_problem,
-    reference_line,
     vlt_problem,
 )
 from ..records import Concept, Scene
@@ -531,10 +531,9 @@ def echo_row(pool: ImagePool, rng: random.Random, *, own_name: bool = False) -> 
     tag = rng.choice(list(pool.concepts))
     reference = rng.choice(pool.references[tag])
     name = tag if own_name else fresh_name(rng, pool.reserved_names)
-    line = reference_line(name, pool.concepts[tag].info)
     answer = rng.choice(PRETRAIN_ECHO_ANSWERS).format(name=name)
     if rng.random() < 0.5:
-        text = f"{line}\n{rng.choice(PRETRAIN_ECHO_QUESTIONS)}"
+        text = named_references_text([(name, pool.concepts[tag].info)], rng.choice(PRETRAIN_ECHO_QUESTIONS))
         return _row("echo", [reference], _images_then(1, text), answer)
     query = rng.choice(pool.scenes).path
     content = _rap_layout([(name, pool.concepts[tag].info)], rng.choice(PRETRAIN_ECHO_QUERY_QUESTIONS))
@@ -555,13 +554,12 @@ def echo_multi_row(pool: ImagePool, rng: random.Random) -> Row:
     for _ in tags:
         names.append(fresh_name(rng, set(pool.reserved_names) | set(names)))
     references = [rng.choice(pool.references[tag]) for tag in tags]
-    lines = [reference_line(name, pool.concepts[tag].info) for name, tag in zip(names, tags, strict=True)]
+    named = [(name, pool.concepts[tag].info) for name, tag in zip(names, tags, strict=True)]
     answer = rng.choice(PRETRAIN_ECHO_MULTI_ANSWERS).format(names=_and_list(names))
     question = rng.choice(PRETRAIN_ECHO_MULTI_QUESTIONS)
     if rng.random() < 0.5:
-        text = "\n".join(lines) + "\n" + question
-        return _row("echo_multi", references, _images_then(count, text), answer)
-    content = _rap_layout([(name, pool.concepts[tag].info) for name, tag in zip(names, tags, strict=True)], question)
+        return _row("echo_multi", references, _images_then(count, named_references_text(named, question)), answer)
+    content = _rap_layout(named, question)
     query = rng.choice(pool.scenes).path
     return _row("echo_multi", [*references, query], content, answer, system=INFERENCE_SYSTEM_PROMPT)
 

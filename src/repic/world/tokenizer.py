@@ -32,6 +32,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from ..errors import RepicError
+from ..prompts import DEFAULT_SYSTEM_PROMPT, TOKENIZER_CORPUS_LINES
 
 CONSONANTS = "bcdfghjklmnprstvz"
 VOWELS = "aeiou"
@@ -72,7 +73,7 @@ CHAT_TEMPLATE = (
     "{%- set video_count = namespace(value=0) -%}"
     "{%- for message in messages -%}"
     "{%- if loop.first and message['role'] != 'system' -%}"
-    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' -}}"
+    "{{- '<|im_start|>system\\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\\n' -}}"
     "{%- endif -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
     "{%- if message['content'] is string -%}"
@@ -233,11 +234,8 @@ def builtin_corpus() -> list[str]:
             colours[i % len(colours)],
             places[i % len(places)],
         )
-        lines += [
-            f"Name: {name}, Info: a {colour} {category}. Is {name} in this image? Answer yes or no.",
-            f"This is the query image. Give a caption of the image including the name {name}.",
-            f"{name}, the {colour} {category}, is {place}. Output the final answer including its name.",
-            f"Where is {name} in the image? Output the box [{i % 97}, {(3 * i) % 89}, {i + 40}, {i + 52}].",
-            "yes" if i % 2 else "no",
-        ]
+        box = {"x1": i % 97, "y1": (3 * i) % 89, "x2": i + 40, "y2": i + 52}
+        lines += [line.format(name=name, colour=colour, category=category, place=place, **box)
+                  for line in TOKENIZER_CORPUS_LINES]
+        lines.append("yes" if i % 2 else "no")
     return lines
