@@ -45,8 +45,14 @@ def oct_sample(images, problem="<bo> is shown in the first image; the last image
     return Sample("oct", list(images), problem, "yes")
 
 
-def test_matching_rows_pass(processor, images):
-    check_rows(grpo_rows([oct_sample(images)]), processor, source="train.jsonl")
+def test_matching_rows_pass_and_one_image_fewer_is_caught(processor, images):
+    rows = grpo_rows([oct_sample(images)])
+    rendered = processor.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, tokenize=False)
+    assert rendered.count(processor.image_token) == len(rows[0]["images"]) == 2  # one placeholder per image
+    assert check_rows(rows, processor, source="train.jsonl") is None
+    rows[0]["images"] = rows[0]["images"][:1]  # the prompt still shows two
+    with pytest.raises(RepicError, match=r"sample 1 of train.jsonl: 1 image\(s\) but 2 image placeholder\(s\)"):
+        check_rows(rows, processor, source="train.jsonl")
 
 
 def test_an_image_token_inside_the_problem_text_is_caught(processor, images):
