@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from collections import Counter
 
 import pytest
@@ -469,12 +468,10 @@ def test_pretrain_config_explains_bad_values():
 
 
 # ------------------------------------------------------------------------------------------ shipped base
-def test_shipped_base_loads_fast_and_captions_a_held_out_scene(tmp_path):
-    folder = shipped_base_path()
-    started = time.perf_counter()
+def test_shipped_base_loads_and_captions_a_held_out_scene(tmp_path):
+    folder = shipped_base_path()  # its load time is benchmarks/tiny_base_load.py's
     model = AutoModelForImageTextToText.from_pretrained(folder)
     processor = AutoProcessor.from_pretrained(folder)
-    assert time.perf_counter() - started < 5.0
     # A held-out scene of the default world, the world the base was pretrained on without its held-out half.
     scene, _, rendered = build_scene(make_world(WorldConfig(), tmp_path), "heldout", "single", 0)
     from PIL import Image

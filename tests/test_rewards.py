@@ -6,7 +6,6 @@ import doctest
 import importlib
 import pickle
 import pkgutil
-import time
 
 import pytest
 
@@ -458,7 +457,7 @@ def test_make_reward_funcs_names_order_and_options():
     assert restored[2]([short], task=["ict"], solution=["<bo>"]) == [1.0]
 
 
-# ---------------------------------------------------------------- robustness and speed
+# ---------------------------------------------------------------- robustness (speed: benchmarks/reward_worst_case.py)
 
 MEGABYTE = 1_000_000
 
@@ -480,7 +479,7 @@ HOSTILE_OUTPUTS = [
     "task, solution",
     [("oct", "yes"), ("vlt", [0, 0, 10, 10]), ("ict", "<bo>"), ("ict_multi", ["<bo>", "bo"])],
 )
-def test_model_output_never_raises_and_stays_fast(output, task, solution):
+def test_model_output_never_raises_and_scores_in_range(output, task, solution):
     every_option = RewardOptions(
         word_boundary=True,
         lenient_boxes=True,
@@ -488,12 +487,8 @@ def test_model_output_never_raises_and_stays_fast(output, task, solution):
         degeneration_gate=True,
         max_caption_chars=10**7,
     )
-    for options in (RewardOptions(), every_option):
-        start = time.perf_counter()
-        reward = compute(task, output, solution, options)
-        elapsed = time.perf_counter() - start
-        assert 0.0 <= reward <= 1.0
-        assert elapsed < 0.5, f"{task} took {elapsed:.2f}s on a hostile output"
+    for options in (RewardOptions(), every_option):  # how fast: benchmarks/reward_worst_case.py
+        assert 0.0 <= compute(task, output, solution, options) <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -510,10 +505,8 @@ def test_model_output_never_raises_and_stays_fast(output, task, solution):
         ("oct", "k" * MEGABYTE + " yes", "yes", 1.0),  # the answer after a megabyte of noise
     ],
 )
-def test_megabyte_outputs_are_read_to_the_end_in_well_under_a_second(task, output, solution, expected):
-    start = time.perf_counter()
+def test_megabyte_outputs_are_read_to_the_end(task, output, solution, expected):
     assert compute(task, output, solution) == expected
-    assert time.perf_counter() - start < 0.5
 
 
 def test_doctests_pass():
