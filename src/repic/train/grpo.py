@@ -51,13 +51,14 @@ from trl import GRPOConfig
 
 from ..data.samples import load_samples
 from ..errors import RepicError
+from ..progress import Progress, say_nothing
 from ..records import Sample
 from ..rewards import make_reward_funcs
 from ..tasks import TASKS, normalize_task
 from .config import OptimSection, SftSection, TrainConfig
 from .dataset import grpo_rows, to_dataset
 from .guards import batch_layout, check_lengths, check_reporters, check_rollout, check_rows
-from .run_folder import FINAL_DIR, WARMUP_DIR, CompletionSampler, MetricsCallback, Progress
+from .run_folder import FINAL_DIR, WARMUP_DIR, CompletionSampler, MetricsCallback
 from .session import (
     RunResult,
     command_line,
@@ -66,7 +67,6 @@ from .session import (
     measure_heldout,
     open_run,
     resolve_device,
-    say_nothing,
     start_run,
     trainer_arguments,
     training_samples,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from ..data.samples import load_samples, read_rows, resolve_image_root
 from ..errors import RepicError
 from ..evaluate.engine import EvalTask, Evaluation, evaluate
 from ..inference.generate import BatchDone, GenerationSettings
+from ..progress import Progress
 from ..prompts import ict_problem
 from ..records import Sample
 from ..rewards import RewardOptions
@@ -41,8 +42,6 @@ from .dataset import grpo_rows
 CAPTION_FILES = {"single.jsonl": "ict", "two.jsonl": "ict_multi", "four.jsonl": "ict_multi"}
 SAMPLE_FILES = ("oct.jsonl", "vlt.jsonl")
 EVAL_DIR = "eval"
-
-Progress = Callable[[str], None]
 
 
 def heldout_samples(build: str | os.PathLike, *, per_task: int | None = None) -> list[Sample]:

@@ -34,7 +34,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,7 @@ from transformers import TrainerCallback
 
 from ..atomic import append_jsonl, atomic_write_json, atomic_write_jsonl, log_lines
 from ..errors import RepicError
+from ..progress import Progress
 from ..rewards import completion_text
 from .config import CONFIG_FILE
 
@@ -58,8 +59,6 @@ TENSORBOARD_DIR = "tensorboard"
 RANKS_DIR = "ranks"
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
-
-Progress = Callable[[str], None]
 
 
 def is_main_process() -> bool:

@@ -31,6 +31,7 @@ from ..atomic import atomic_folder, atomic_write_json
 from ..data.samples import load_samples
 from ..errors import RepicError
 from ..locking import hold
+from ..progress import Progress
 from ..records import Sample
 from ..shipped import resolve_model_name
 from .config import TrainConfig, save_config
@@ -41,7 +42,6 @@ from .run_folder import (
     RANKS_DIR,
     TENSORBOARD_DIR,
     JsonlLog,
-    Progress,
     RunFolder,
     StopOnRequest,
     checkpoint_step,
@@ -79,10 +79,6 @@ class OpenedRun:
 
     def log(self, path: Path) -> JsonlLog:
         return JsonlLog(path, keep_until=self.resumed_step if self.resumed_step is not None else -1)
-
-
-def say_nothing(message: str) -> None:
-    """The default progress sink."""
 
 
 def open_run(config: TrainConfig, *, resume: bool, overwrite: bool) -> OpenedRun:

@@ -21,11 +21,12 @@ from transformers import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from ..errors import RepicError
+from ..progress import Progress, say_nothing
 from ..records import Sample
 from .config import TrainConfig
 from .dataset import sft_rows, to_dataset
 from .guards import batch_layout, check_lengths, check_reporters, check_rows
-from .run_folder import MetricsCallback, Progress
+from .run_folder import MetricsCallback
 from .session import (
     RunResult,
     command_line,
@@ -34,7 +35,6 @@ from .session import (
     measure_heldout,
     open_run,
     resolve_device,
-    say_nothing,
     start_run,
     trainer_arguments,
     training_samples,

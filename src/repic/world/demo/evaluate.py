@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from ...concepts.database import ConceptDatabase, load_database
 from ...errors import RepicError
 from ...evaluate import display_names, load_predictions, named_concepts, score_predictions
 from ...inference.generate import GenerationSettings
+from ...progress import Progress
 from ...report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
 
 EVAL_DIR = "eval"
@@ -60,8 +61,6 @@ CAPTION_EVALUATIONS: dict[str, tuple[str, str]] = {
 }
 ANSWER_EVALUATIONS = ("oct", "vlt")
 _GENERATION_DEFAULTS = GenerationSettings()
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

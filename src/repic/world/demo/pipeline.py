@@ -42,6 +42,7 @@ from typing import Any
 
 from ...atomic import atomic_write_json
 from ...errors import RepicError
+from ...progress import Progress
 from ...report import ClaimCheck, Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
 from ...tasks import TASKS
 from .evaluate import EvalSettings, evaluate_model, gallery_rows, read_model_result
@@ -52,8 +53,6 @@ DEMO_FORMAT = "repic-demo/1"
 STAGES_DIR = "stages"
 MODELS = ("base", "start", "sft", "repic")  # table order: where each model comes from, then the two methods
 REWARD_KEYS = RewardKeys(tasks={task: f"rewards/{task}/mean" for task in TASKS})  # TRL's per-reward means
-
-Progress = Callable[[str], None]
 
 
 class DemoInterrupted(Exception):
