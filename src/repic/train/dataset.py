@@ -108,8 +108,7 @@ def sft_rows(samples: Sequence[Sample], *, prompt_seed: int = 0, box_style: str 
 def to_dataset(rows: Sequence[Row]):
     """A ``datasets.Dataset`` of the rows whose ``images`` are opened only when a batch reads them.
 
-    The one way rows of this layout become a dataset: GRPO and SFT here, the tiny model's pretraining
-    (``repic.world.pretrain_data.rows_to_dataset`` is this function)."""
+    The one way rows of this layout become a dataset: GRPO and SFT here, and the tiny base's pretraining."""
     from datasets import Dataset, Image, List
 
     if not rows:

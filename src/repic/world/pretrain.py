@@ -89,6 +89,7 @@ from ..atomic import atomic_folder, atomic_write_json
 from ..data.collection import Collection, load_collection
 from ..errors import RepicError
 from ..models.load import set_vision_trainable
+from ..train.dataset import to_dataset
 from .grounding import GroundedSFTTrainer
 from .pretrain_data import (
     PretrainMix,
@@ -96,7 +97,6 @@ from .pretrain_data import (
     echo_row,
     object_row,
     pretraining_rows,
-    rows_to_dataset,
     split_pool,
     tokenizer_corpus,
 )
@@ -404,7 +404,7 @@ def _train(base: Path | Any, rows: list[dict], config: PretrainConfig, work: Pat
     trainer = GroundedSFTTrainer(
         model=model,
         args=args,
-        train_dataset=rows_to_dataset(rows),
+        train_dataset=to_dataset(rows),
         processing_class=processor,
         callbacks=callbacks,
         optimizers=(optimizer, None),

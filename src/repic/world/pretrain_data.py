@@ -49,7 +49,7 @@ Choices, and why:
   like any concept) are also rendered alone, reference-style; describing thousands of looks brought the
   category recall of held-out references from 0.03 to 0.78 in 300 steps. Their scene is the matching
   positive, so matching is learnt over thousands of objects too.
-- Rows hold image PATHS; ``rows_to_dataset`` declares them as ``datasets.Image`` so each image is opened
+- Rows hold image PATHS; ``repic.train.dataset.to_dataset`` declares them as ``datasets.Image`` so each image is opened
   when its batch is collated, not up front (rendering 100k samples in memory once cost ~8 GB).
 - Rows use TRL's conversational prompt-completion format with an ``images`` column and one
   ``{"type": "image"}`` placeholder per image, so training goes through the processor and chat template
@@ -74,7 +74,6 @@ from ..prompts import (
     EVAL_CAPTION_QUESTIONS,
     ICT_SUFFIX_ROLL,
     INFERENCE_SYSTEM_PROMPT,
-    OCT_ANSWER_INSTRUCTION,
     OCT_QUESTIONS,
     PRETRAIN_BOX_QUESTIONS,
     PRETRAIN_CATEGORY_QUESTIONS,
@@ -95,10 +94,10 @@ from ..prompts import (
     inference_messages,
     named_references_text,
     oct_problem,
+    task_text,
     vlt_problem,
 )
 from ..records import Concept, Scene
-from ..train.dataset import to_dataset as rows_to_dataset  # noqa: F401 (pretrain.py builds its datasets with it)
 from .render import png_bytes
 from .synthetic import (
     ATTRIBUTE_VALUES,
@@ -427,7 +426,7 @@ def _images_then(n_images: int, text: str) -> list[dict[str, str]]:
 
 def _maybe_yes_no_instruction(rng: random.Random, question: str) -> str:
     """Half the yes/no questions carry OCT's answer instruction, so both phrasings get short answers."""
-    return f"{question} {OCT_ANSWER_INSTRUCTION}" if rng.random() < 0.5 else question
+    return task_text("oct", question, rng) if rng.random() < 0.5 else question
 
 
 def describe_row(pool: ImagePool, rng: random.Random, *, view_share: float = 0.4, rap_share: float = 0.15,
@@ -603,7 +602,7 @@ def matching_row(pool: ImagePool, rng: random.Random, *, oct_share: float = 0.0)
         answer = "no"
         grounding = grounding_targets(pool.scenes[scene_index].scene, [])
     if oct_share and rng.random() < oct_share:  # RePIC's own OCT prompt, the object under a fresh name
-        question = f"{oct_problem(fresh_name(rng, pool.reserved_names), 1, rng.choice(OCT_QUESTIONS))} {OCT_ANSWER_INSTRUCTION}"
+        question = task_text("oct", oct_problem(fresh_name(rng, pool.reserved_names), 1, rng.choice(OCT_QUESTIONS)), rng)
     else:
         question = _maybe_yes_no_instruction(rng, rng.choice(PRETRAIN_MATCH_QUESTIONS))
     return _row("matching", [reference, pool.scenes[scene_index].path], _images_then(2, question), answer,
@@ -654,7 +653,7 @@ def tokenizer_corpus(pool: ImagePool, rows: Iterable[Row], *, seed: int = 0) -> 
     for _ in range(64):
         name = fresh_name(rng, pool.reserved_names)
         info = rng.choice([c.info for c in pool.concepts.values()])
-        texts.append(oct_problem(name, 1, rng.choice(OCT_QUESTIONS)) + " " + OCT_ANSWER_INSTRUCTION)
+        texts.append(task_text("oct", oct_problem(name, 1, rng.choice(OCT_QUESTIONS)), rng))
         texts.append(vlt_problem(rng.choice(VLT_QUESTIONS), name, tag=name, info=info))
         texts.append(ict_problem([(name, info)], rng.choice(TRAIN_CAPTION_QUESTIONS)))
         texts.append(format_box_answer((rng.randrange(56), rng.randrange(56), 60, 100), name))
