@@ -16,7 +16,8 @@ tasks ask, but about held-out concepts and scenes it never saw, and returns a di
   ``copy_accuracy_multi`` the share of answers with every one of two to four fresh names given.
 - ``object_category_accuracy``: "What is this object?" about held-out reference views, answered with the
   right category (chance about 1 in 8): whether the vision tower tells objects apart at all.
-- ``matching_accuracy`` (reference view + scene: is that very object there?, half yes, half no),
+- ``matching_accuracy`` (reference view + scene: is that very object there?, half yes, half no;
+  ``oct_matching_accuracy`` the same rows asked as RePIC's OCT task asks, a fresh name for the object),
   ``category_yes_no_accuracy`` (half yes) and ``box_accuracy`` (IoU >= 0.5), mean ``repic.rewards``.
 - ``parameters``, ``checkpoint_bytes``, ``load_seconds``, ``tokens_per_second`` at batch 1 and 8 (left
   padding, greedy, a fixed number of new tokens).
@@ -73,6 +74,7 @@ PROBE_KEYS: tuple[str, ...] = (
     "copy_accuracy_multi",
     "object_category_accuracy",
     "matching_accuracy",
+    "oct_matching_accuracy",
     "category_yes_no_accuracy",
     "box_accuracy",
     "parameters",
@@ -279,6 +281,8 @@ def probe_model(
     several = heldout_rows(pool, echo_multi_row, config.copies, seed=seed)
     objects = heldout_rows(pool, lambda p, r: object_row(p, r, attribute="category"), config.matching, seed=seed)
     matching = heldout_rows(pool, matching_row, config.matching, seed=seed, balanced=True)
+    oct_form = heldout_rows(pool, lambda p, r: matching_row(p, r, oct_share=1.0), config.matching, seed=seed,
+                            balanced=True)
     categories = heldout_rows(pool, category_yes_no_row, config.category_questions, seed=seed, balanced=True)
     boxes = heldout_rows(pool, category_box_row, config.boxes, seed=seed)
 
@@ -299,6 +303,7 @@ def probe_model(
         "copy_accuracy_multi": copy_accuracy(several, ask(several, 2 * config.answer_tokens)),
         "object_category_accuracy": category_accuracy(objects, ask(objects, config.answer_tokens)),
         "matching_accuracy": accuracy("oct", matching, config.answer_tokens),
+        "oct_matching_accuracy": accuracy("oct", oct_form, config.answer_tokens),
         "category_yes_no_accuracy": accuracy("oct", categories, config.answer_tokens),
         "box_accuracy": accuracy("vlt", boxes, config.answer_tokens),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -334,6 +339,7 @@ def probe_table(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("copy accuracy, 2-4 fresh names", f"{result.get('copy_accuracy_multi', float('nan')):.2f}"),
         ("object category (held-out views)", f"{result['object_category_accuracy']:.2f}"),
         ("same-object matching (balanced)", f"{result['matching_accuracy']:.2f}"),
+        ("  the same, asked as RePIC's OCT", f"{result.get('oct_matching_accuracy', float('nan')):.2f}"),
         ("category yes/no (balanced)", f"{result['category_yes_no_accuracy']:.2f}"),
         ("category box, IoU >= 0.5", f"{result['box_accuracy']:.2f}"),
         ("parameters", f"{result['parameters']:,}"),
