@@ -35,8 +35,52 @@ def test_a_non_empty_folder_is_refused_unless_overwritten(tmp_path):
     (run / "checkpoints" / "checkpoint-5").mkdir(parents=True)
     with pytest.raises(RepicError, match=f"resume it with --resume {run}, choose another --out, or pass --overwrite"):
         RunFolder.create(run)
-    assert RunFolder.create(run, overwrite=True).path == run
+    created = RunFolder.create(run, overwrite=True)
+    assert created.path == run and created.previous == tmp_path / "run.previous"
     assert list(run.iterdir()) == []  # nothing of the old run (checkpoints, warm-up) can leak into the new one
+    assert (tmp_path / "run.previous" / "checkpoints" / "checkpoint-5").is_dir()  # kept until the new run finishes
+
+
+def earlier_run(folder, status):
+    folder.mkdir()
+    (folder / "config.yaml").write_text("method: grpo\n")
+    (folder / "run.json").write_text(json.dumps({"status": status}))
+    return folder
+
+
+def test_a_second_overwrite_keeps_the_last_finished_run(tmp_path):
+    run, kept = tmp_path / "run", tmp_path / "run.previous"
+    earlier_run(kept, "finished")
+    earlier_run(run, "interrupted")  # an overwrite of the finished run, interrupted
+    assert RunFolder.create(run, overwrite=True).previous == kept
+    assert json.loads((kept / "run.json").read_text())["status"] == "finished" and list(run.iterdir()) == []
+
+    run.rmdir()
+    earlier_run(run, "finished")  # a finished overwrite whose backup was not deleted yet: it is the newer run
+    (run / "mine.txt").write_text("newer")
+    RunFolder.create(run, overwrite=True)
+    assert (kept / "mine.txt").read_text() == "newer"
+
+
+def test_the_earlier_run_is_deleted_only_when_recorded_as_this_runs_backup(tmp_path):
+    run, kept = tmp_path / "run", tmp_path / "run.previous"
+    earlier_run(kept, "finished")
+    folder = RunFolder.create(run)  # not an overwrite: a run.previous there is not this run's to delete
+    folder.drop_previous_run()
+    assert kept.is_dir()
+    folder.write_status(previous_run=str(kept))
+    assert folder.previous_run() == kept
+    folder.drop_previous_run()
+    assert not kept.exists() and folder.read_status()["previous_run"] is None
+
+
+def test_overwrite_refuses_a_previous_that_is_not_a_run(tmp_path):
+    run = earlier_run(tmp_path / "run", "finished")
+    (tmp_path / "run.previous").mkdir()
+    (tmp_path / "run.previous" / "notes.txt").write_text("mine")
+    with pytest.raises(RepicError, match="keeps the earlier run in .*run.previous, which exists and is not a run folder"):
+        RunFolder.create(run, overwrite=True)
+    assert (tmp_path / "run.previous" / "notes.txt").read_text() == "mine" and (run / "config.yaml").is_file()
 
 
 def test_overwrite_only_replaces_run_folders(tmp_path):

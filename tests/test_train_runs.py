@@ -139,6 +139,39 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(data, tmp_path, monkey
     assert any("interrupted at step 1: saved a checkpoint" in line for line in lines)
 
 
+def files_of(folder):
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_an_interrupted_overwrite_keeps_the_earlier_run_and_a_finished_one_removes_it(grpo_run, data, tmp_path,
+                                                                                     monkeypatch):
+    run, kept = tmp_path / "run", tmp_path / "run.previous"
+    shutil.copytree(grpo_run.run_dir, run)
+    earlier = files_of(run)
+
+    def second_ctrl_c(self):  # as if Ctrl-C came twice during step 1: the run stops at once, unsaved
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StopRequests, "agreed", second_ctrl_c)
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        train_grpo(grpo_config(data, run, "optim.max_steps=3", "heldout.build=null"), overwrite=True,
+                   progress=lines.append)
+    assert files_of(kept) == earlier  # the finished run, byte for byte
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "interrupted" and status["previous_run"] == str(kept)
+    assert any(f"the earlier run this one replaces is kept in {kept}" in line for line in lines)
+
+    monkeypatch.undo()  # a second overwrite: the interrupted run goes, the finished one kept aside stays ...
+    result = train_grpo(grpo_config(data, run, "optim.max_steps=1", "heldout.build=null"), overwrite=True)
+    assert result.finished and result.steps == 1 and result.previous_run is None
+    assert not kept.exists()  # ... until the new run has finished
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "finished" and status["previous_run"] is None
+    checkpoints = sorted(path.name for path in (run / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-1"]  # nothing of the old run (its checkpoint-2) is left in the new one
+
+
 def test_lora_trains_only_the_adapter(data, tmp_path):
     result = train_grpo(grpo_config(data, tmp_path / "run", "optim.max_steps=1", "model.finetune=lora",
                                     "model.lora.r=4", "model.lora.alpha=8", "heldout.build=null"))
@@ -252,6 +285,20 @@ def test_cli_trains_and_prints_the_summary(data, tmp_path, run_cli):
     assert result.exit_code == 0, result.stderr
     assert "step 1/1" in result.stdout and f"model: {tmp_path / 'run' / 'final'}" in result.stdout
     assert "held-out mean reward per task (before -> after):" in result.stdout
+
+
+def test_cli_says_where_an_interrupted_overwrite_keeps_the_earlier_run(grpo_run, data, tmp_path, run_cli,
+                                                                       monkeypatch):
+    shutil.copytree(grpo_run.run_dir, tmp_path / "run")
+    monkeypatch.setattr(StopRequests, "agreed", lambda self: True)  # as if Ctrl-C came during step 1
+    result = run_cli("train", "grpo", "--data", data / "train.jsonl", "--out", tmp_path / "run", "--max-steps", "3",
+                     "--overwrite", "--quiet", *[arg for item in FAST for arg in ("--set", item)],
+                     "--set", "heldout.build=null")
+    assert result.exit_code == 130
+    said = " ".join(result.stdout.split())  # the console wraps long lines
+    assert f"resume with: repic train grpo --resume {tmp_path / 'run'}" in said
+    assert f"the earlier run this one replaces is kept in {tmp_path / 'run.previous'} until this one finishes" in said
+    assert (tmp_path / "run.previous" / "final" / "model.safetensors").is_file()
 
 
 def test_cli_reports_guard_errors_without_traceback(data, tmp_path, run_cli):

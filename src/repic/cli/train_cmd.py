@@ -49,7 +49,9 @@ SetOption = Annotated[
 ResumeOption = Annotated[
     Path | None, typer.Option("--resume", help="Continue the run in this folder from its newest checkpoint.")
 ]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty run folder.")]
+OverwriteOption = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace the run in a non-empty run folder; the earlier run is kept in OUT.previous until "
+                        "the new one finishes (a second --overwrite keeps the last finished run there).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="Print only the summary.")]
 
 
@@ -105,7 +107,10 @@ def _run(method: str, recipe: str | None, options: dict[str, object], sets: list
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED_EXIT)
     if not result.finished:
-        _say_on_main(f"interrupted after step {result.steps}; resume with: {result.resume_command}", "yellow")
+        from ..train.session import kept_message
+
+        kept = kept_message(result.previous_run)
+        _say_on_main(f"interrupted after step {result.steps}; resume with: {result.resume_command}{kept}", "yellow")
         sys.exit(INTERRUPTED_EXIT)
     _say_on_main(f"run folder: {result.run_dir}")
     _say_on_main(f"model: {result.final_dir}  ({result.steps} steps, {result.wall_seconds:.1f} s)")

@@ -21,6 +21,16 @@ only once its ``trainer_state.json`` exists, which the Trainer writes after ever
 checkpoint cut short by a crash is skipped on resume. On resume the logs keep the rows up to the resumed
 step and drop the ones a crash left after it, which the resumed run writes again.
 
+Overwriting (``--overwrite``) never loses the earlier run before the new one has finished: the earlier
+run is moved to the sibling ``RUN.previous`` (a rename, no copy), the new run starts in an empty ``RUN/``
+and records the backup in ``run.json`` (``previous_run``), and the backup is deleted only once the new run
+is finished (``finish_run``), whether it ran straight through or was resumed. A Ctrl-C or a crash leaves
+both: the new run's folder, resumable, and the earlier run in ``RUN.previous``, which the interruption
+message names. A second ``--overwrite`` while a backup exists keeps the last *finished* run: a finished run
+in ``RUN/`` replaces the backup (it is newer), and an unfinished one (the interrupted overwrite's) is
+deleted while the backup stays. ``RUN.previous`` is only ever a run folder: anything else there is refused.
+Only the main process moves, clears or deletes folders; the others wait for the folder it prepares.
+
 Ctrl-C (``stop_requests``): the first one lets the current step finish, saves a checkpoint and stops
 cleanly with the resume command; a second one stops at once. Under several processes the request is
 shared at each step end, so every rank stops at the same step.
@@ -59,6 +69,7 @@ TENSORBOARD_DIR = "tensorboard"
 RANKS_DIR = "ranks"
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
+PREVIOUS_SUFFIX = ".previous"  # the earlier run an overwrite keeps until the new one finishes
 
 
 def is_main_process() -> bool:
@@ -71,10 +82,12 @@ class RunFolder:
     """A run folder (layout in the module docstring)."""
 
     path: Path
+    previous: Path | None = None  # where ``create`` kept the run it replaces (main process only)
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, overwrite: bool = False) -> RunFolder:
-        """A new run folder; an existing non-empty one is refused unless ``overwrite``."""
+        """A new run folder; an existing non-empty one is refused unless ``overwrite``, which keeps the
+        earlier run in ``RUN.previous`` until the new one finishes ("Overwriting" in the module docstring)."""
         folder = Path(path).expanduser().resolve()
         if folder.exists() and not folder.is_dir():
             raise RepicError(f"{folder} is a file; give a folder for the run (run.output_dir / --out)")
@@ -91,10 +104,9 @@ class RunFolder:
                     f"{folder} is not empty and holds no earlier run ({CONFIG_FILE}); --overwrite only replaces "
                     "run folders: choose another --out"
                 )
-            # The run.json marker goes first, so a half-cleared folder never looks like a finished run.
-            (folder / RUN_FILE).unlink(missing_ok=True)
-            for child in folder.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            previous = _set_aside(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            return cls(folder, previous)
         folder.mkdir(parents=True, exist_ok=True)
         return cls(folder)
 
@@ -158,6 +170,49 @@ class RunFolder:
         """Merge ``fields`` into ``run.json`` (main process only)."""
         if is_main_process():
             atomic_write_json(self.path / RUN_FILE, {**self.read_status(), **fields})
+
+    def previous_run(self) -> Path | None:
+        """The earlier run this one replaces, kept until it finishes (recorded in ``run.json``), or None."""
+        recorded = self.read_status().get("previous_run")
+        return Path(recorded) if recorded and Path(recorded).is_dir() else None
+
+    def drop_previous_run(self) -> None:
+        """Delete the earlier run this one replaced (call once it has finished; main process only)."""
+        previous = self.previous_run()
+        if not is_main_process() or previous is None:
+            return
+        shutil.rmtree(previous)
+        self.write_status(previous_run=None)
+
+
+def previous_path(folder: Path) -> Path:
+    """The sibling an overwrite keeps the earlier run of ``folder`` in: ``RUN.previous``."""
+    return folder.with_name(folder.name + PREVIOUS_SUFFIX)
+
+
+def _set_aside(folder: Path) -> Path:
+    """Keep the run in ``folder`` as ``RUN.previous``, or drop it for an older finished one kept there;
+    ``folder`` is gone afterwards. Returns the backup ("Overwriting" in the module docstring)."""
+    previous = previous_path(folder)
+    if previous.exists() or previous.is_symlink():
+        if previous.is_symlink() or not (previous / CONFIG_FILE).is_file():
+            raise RepicError(
+                f"--overwrite keeps the earlier run in {previous}, which exists and is not a run folder "
+                f"(no {CONFIG_FILE}); move or delete it, or choose another --out"
+            )
+        if RunFolder(folder).read_status().get("status") != "finished":
+            # An interrupted overwrite's run: the run kept aside is the last finished one, or older than this.
+            _remove_run(folder)
+            return previous
+        _remove_run(previous)  # this finished run is newer than the one kept aside
+    folder.rename(previous)
+    return previous
+
+
+def _remove_run(folder: Path) -> None:
+    # The run.json marker goes first, so a half-deleted folder never looks like a finished run.
+    (folder / RUN_FILE).unlink(missing_ok=True)
+    shutil.rmtree(folder)
 
 
 def checkpoint_step(checkpoint: Path) -> int:

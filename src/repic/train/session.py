@@ -66,6 +66,7 @@ class RunResult:
     heldout_after: dict[str, float] | None = None
     resume_command: str = ""
     trainable: dict[str, Any] = field(default_factory=dict)
+    previous_run: Path | None = None  # the earlier run an overwrite keeps until this one finishes
 
 
 @dataclass
@@ -100,12 +101,14 @@ def start_run(opened: OpenedRun, config: TrainConfig, command: str) -> None:
     """Save the resolved configuration and mark the run as running."""
     if is_main_process():
         save_config(config, opened.folder.config_path)
+    kept = opened.folder.previous  # set by an overwrite; a resumed run keeps what run.json recorded
     opened.folder.write_status(
         status="running",
         method=config.method,
         command=command,
         resumed_from=str(opened.checkpoint) if opened.checkpoint else None,
         world_size=world_size(),
+        **({"previous_run": str(kept)} if kept is not None else {}),
     )
 
 
@@ -242,7 +245,15 @@ def interrupted_message(opened: OpenedRun, step: int, *, saved: bool) -> str:
     where = f"checkpoint {latest.name}" if latest is not None else "no checkpoint yet (it restarts from step 0)"
     state = "saved a checkpoint" if saved else "stopped at once"
     method = opened.folder.read_status().get("method", "grpo")
-    return f"interrupted at step {step}: {state}; resuming continues from {where}: {resume_command(opened, method)}"
+    message = f"interrupted at step {step}: {state}; resuming continues from {where}: {resume_command(opened, method)}"
+    return message + kept_message(opened.folder.previous_run())
+
+
+def kept_message(previous: Path | None) -> str:
+    """What an interruption says about the run an overwrite replaces ('' when there is none)."""
+    if previous is None:
+        return ""
+    return f"; the earlier run this one replaces is kept in {previous} until this one finishes"
 
 
 def save_final(
@@ -348,6 +359,7 @@ def finish_run(
         heldout_before=heldout_before,
         resume_command=resume_command(opened, config.method),
         trainable=trainable,
+        previous_run=opened.folder.previous_run(),
     )
     if not finished:
         opened.folder.write_status(status="interrupted", step=step, resume=result.resume_command)
@@ -360,6 +372,8 @@ def finish_run(
     result.wall_seconds = time.perf_counter() - started
     opened.folder.write_status(status="finished", step=step, final=str(result.final_dir),
                                wall_seconds=round(result.wall_seconds, 2))
+    opened.folder.drop_previous_run()  # only now: until here a crash would have left neither run whole
+    result.previous_run = None
     say(f"finished {step} steps in {result.wall_seconds:.1f} s; model in {result.final_dir}")
     if opened.lock is not None:
         opened.lock.release()
