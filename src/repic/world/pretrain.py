@@ -73,7 +73,6 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +88,7 @@ from ..atomic import atomic_folder, atomic_write_json
 from ..data.collection import Collection, load_collection
 from ..errors import RepicError
 from ..models.load import set_vision_trainable
+from ..progress import Progress, say_nothing
 from ..train.dataset import to_dataset
 from .grounding import GroundedSFTTrainer
 from .pretrain_data import (
@@ -159,7 +159,6 @@ FINAL_STAGES: tuple[FinalStage, ...] = (
 DEFAULT_PROBE = ProbeConfig()
 _CORPUS_ROWS = 4000  # rows whose text trains the tokenizer: every phrasing and attribute word many times
 
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -439,7 +438,7 @@ def pretrain_tiny(
     ``config.vision_tower_from``'s when that is set) and only ``config.final_stages`` run on it; its record
     is carried over, with these stages added.
     """
-    say = progress or (lambda message: None)
+    say = progress or say_nothing
     out = Path(out_dir).expanduser().resolve()
     _check_out(out, overwrite)
     if config.vision_tower_from is not None:  # before anything is rendered or trained

@@ -57,6 +57,7 @@ from torch import nn
 
 from ..atomic import atomic_write_json
 from ..errors import RepicError
+from ..progress import Progress, say_nothing
 from ..records import Concept
 from .synthetic import (
     _CONCEPTS_PER_KIND,
@@ -81,7 +82,6 @@ OBJECT_ATTRIBUTES: tuple[str, ...] = ("category", *ATTRIBUTES)
 TOKEN_ATTRIBUTES: tuple[str, ...] = ("category", "color", "pattern")  # the dense per-token targets
 IGNORE = -100  # cross-entropy's ignore index: an attribute the object does not have (props lack shapes)
 
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -467,7 +467,7 @@ def pretrain_vision(model_dir: str | os.PathLike, config: VisionPretrainConfig =
     rewritten atomically); returns the record, also written as ``vision_record.json`` in the folder."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    say = progress or (lambda message: None)
+    say = progress or say_nothing
     world = world or WorldConfig()
     folder = Path(model_dir)
     torch.set_num_threads(config.threads)
