@@ -109,6 +109,28 @@ def test_unusable_query_images_are_reported_and_skipped(run_cli, build):
     assert json.loads((build / "out" / "summary.json").read_text())["skipped"] == 1
 
 
+def test_database_image_paths_start_from_the_database_image_root(run_cli, build):
+    """A database whose paths start from another folder (as the official files start from their repository):
+    ``--database-image-root`` names that folder; without it, the error names the folders tried."""
+    database = build / "elsewhere" / "database.json"
+    database.parent.mkdir()
+    database.write_text(json.dumps({"concept_dict": {"<bako>": {
+        "name": "bako", "image": "references/bako/0.png", "info": "a bako toy", "category": "toy"}}}))
+    query = ("caption", shipped_base_path(), "--images", build / "world" / "scenes" / "s0.png", "--concepts", "bako",
+             "--database", database, *FAST)
+    lost = run_cli(*query, "--out", build / "lost")
+    said = " ".join(lost.stderr.split())
+    assert lost.exit_code == 2 and "image" in said and "of <bako> does not exist" in said
+    assert (f"looked up from the database's folder {database.parent} and from the working directory; pass "
+            "--database-image-root with the folder it starts from") in said
+    found = run_cli(*query, "--database-image-root", build / "world", "--out", build / "found")
+    assert found.exit_code == 0, found.stderr
+    assert "answered 1 queries, skipped 0" in found.stdout
+    alone = run_cli("caption", shipped_base_path(), "--images", build / "world" / "scenes" / "s0.png",
+                    "--database-image-root", build / "world", "--out", build / "alone", *FAST)
+    assert alone.exit_code == 2 and "--database-image-root is for the concept database; pass --database" in alone.stderr
+
+
 def test_existing_outputs_are_replaced_only_when_asked(run_cli, build):
     eval_file = build / "data" / "eval" / "single.jsonl"
     out = build / "out"

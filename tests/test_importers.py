@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from repic.data.collection import load_collection
-from repic.data.importers import import_database, import_folders, import_samples, read_boxes
+from repic.data.importers import ImportOptions, import_database, import_folders, import_samples, read_boxes
 from repic.data.samples import load_samples
 from repic.data.tasks import PARTIAL_KEY, UNBOXED_KEY, BuildConfig, build_samples
 from repic.errors import RepicError
@@ -37,7 +37,7 @@ def folders(tmp_path):
 
 
 def test_folders_become_concepts_with_references_and_unboxed_scenes(folders, tmp_path):
-    result = import_folders(folders, tmp_path / "col", category="person", heldout=["kim"])
+    result = import_folders(folders, tmp_path / "col", category="person", options=ImportOptions(heldout=["kim"]))
     collection = load_collection(tmp_path / "col")  # what was written reads back and passes its checks
     bo, kim = collection.concepts["<bo>"], collection.concepts["<kim>"]
     assert (bo.name, bo.category, bo.info) == ("bo", "dog", "a small brown dog")  # from the text files
@@ -61,9 +61,10 @@ def test_boxes_add_objects_and_multi_concept_scenes(folders, tmp_path):
         "../group.png,kim,,,,\n"  # kim is there too, box unknown
         "bo/0.png,bo,0,0,10,10\n"  # bo's reference image: ignored, with a notice
     )
-    result = import_folders(folders, tmp_path / "col", category="person", heldout_ratio=0)
+    result = import_folders(folders, tmp_path / "col", category="person", options=ImportOptions(heldout_ratio=0))
     assert result.collection.splits["heldout"] == []
-    result = import_folders(folders, tmp_path / "col2", category="person", boxes=boxes, heldout_ratio=0)
+    result = import_folders(folders, tmp_path / "col2", category="person",
+                            options=ImportOptions(boxes=boxes, heldout_ratio=0))
     scenes = {
         Path(s.image).name if "group" in s.image else Path(s.image).relative_to(folders).as_posix(): s
         for s in result.collection.scenes
@@ -152,9 +153,10 @@ def _break(kind: str, root: Path, tmp_path: Path) -> dict:
     ],
 )
 def test_folder_import_errors_list_every_problem_and_the_fix(folders, tmp_path, kind, expected):
-    arguments = {"category": "person", **_break(kind, folders, tmp_path)}
+    arguments = _break(kind, folders, tmp_path)
+    category = arguments.pop("category", "person")
     with pytest.raises(RepicError) as info:
-        import_folders(folders, tmp_path / "col", **arguments)
+        import_folders(folders, tmp_path / "col", category=category, options=ImportOptions(**arguments))
     for part in expected:
         assert part in str(info.value)
     assert not (tmp_path / "col" / "collection.json").exists()  # nothing half-written
@@ -183,7 +185,7 @@ def test_database_import_with_image_root_and_extra_images_as_scenes(tmp_path):
     }
     (tmp_path / "db").mkdir()
     database = write_database(tmp_path / "db", entries)
-    result = import_database(database, tmp_path / "col", image_root=images, heldout=["kim"])
+    result = import_database(database, tmp_path / "col", image_root=images, options=ImportOptions(heldout=["kim"]))
     collection = result.collection
     assert [p.name for p in collection.concepts["<bo>"].images] == ["bo.png"]  # the first is the reference
     assert sorted(Path(s.image).name for s in collection.scenes) == ["bo_2.png", "bo_3.png"]
@@ -201,7 +203,7 @@ def test_database_import_lists_every_missing_image_and_suggests_image_root(tmp_p
         import_database(database, tmp_path / "col")
     message = str(info.value)
     assert "2 image(s) of the database cannot be used" in message
-    assert "bo.png" in message and "kim.png" in message and "--image-root" in message
+    assert "bo.png" in message and "kim.png" in message and "--database-image-root" in message
 
 
 def test_database_import_refuses_shared_display_names(tmp_path):
@@ -216,7 +218,7 @@ def test_database_import_refuses_shared_display_names(tmp_path):
 
 
 def test_copy_makes_a_self_contained_collection(folders, tmp_path):
-    import_folders(folders, tmp_path / "col", category="person", copy=True, heldout=["kim"])
+    import_folders(folders, tmp_path / "col", category="person", options=ImportOptions(copy=True, heldout=["kim"]))
     shutil.rmtree(folders)  # the originals are gone; the collection still loads with every image
     collection = load_collection(tmp_path / "col")
     assert all(

@@ -41,8 +41,9 @@ def test_from_elsewhere_the_message_names_both_folders_tried(repo, run_cli, monk
     assert result.exit_code == 1
     message = _flat(result.stdout)
     assert f"looked up from the database's folder {repo / 'data'} and from the working directory" in message
-    assert "pass --image-root" in message
-    assert run_cli("db", "validate", repo / "data" / "database.json", "--image-root", repo).exit_code == 0
+    assert "pass --database-image-root" in message
+    assert run_cli("db", "validate", repo / "data" / "database.json", "--database-image-root", repo).exit_code == 0
+    assert run_cli("db", "validate", repo / "data" / "database.json", "--image-root", repo).exit_code == 0  # older name
 
 
 def test_caption_uses_the_official_database_and_the_shipped_base_by_name(repo, run_cli, monkeypatch):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from repic.data import tasks as tasks_module
 from repic.data.collection import load_collection
-from repic.data.importers import import_folders
+from repic.data.importers import ImportOptions, import_folders
 from repic.data.tasks import BuildConfig, build
 from repic.errors import RepicError
 
@@ -30,7 +30,7 @@ def collection(tmp_path):
         for i in range(3):
             (root / name).mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (56, 56), (60 * n, 30 * i, 90)).save(root / name / f"{i}.png")
-    import_folders(root, tmp_path / "col", category="toy", heldout=["kim"])
+    import_folders(root, tmp_path / "col", category="toy", options=ImportOptions(heldout=["kim"]))
     return load_collection(tmp_path / "col")
 
 
@@ -76,7 +76,7 @@ def test_an_interrupted_import_overwrite_keeps_the_previous_import(collection, t
     before = _snapshot(tmp_path / "col")
     monkeypatch.setattr(importers, "save_collection", lambda collection: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
-        import_folders(tmp_path / "photos", tmp_path / "col", category="toy", overwrite=True)
+        import_folders(tmp_path / "photos", tmp_path / "col", category="toy", options=ImportOptions(overwrite=True))
     assert _snapshot(tmp_path / "col") == before
     with pytest.raises(RepicError, match="pass --overwrite"):
         import_folders(tmp_path / "photos", tmp_path / "col", category="toy")

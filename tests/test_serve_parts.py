@@ -169,3 +169,19 @@ def test_the_shipped_concepts_validate():
     assert sorted(p.name for p in (shipped_concepts_path().parent / "examples").iterdir()) == [
         "dana.png", "fudu_dana_dape_fisi.png", "fudu_dape.png"]
     assert Path(shipped_concepts_path()).stat().st_size < 20_000
+
+
+def test_the_store_reads_and_edits_with_the_database_image_root(tmp_path):
+    """``repic serve`` / ``repic app --database-image-root``: relative paths start there, on reads and edits."""
+    (tmp_path / "root" / "refs").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "root" / "refs" / "bo.png")
+    path = tmp_path / "db" / "database.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"concept_dict": {"<bo>": {
+        "name": "bo", "image": "refs/bo.png", "info": "a red block", "category": "block"}}}))
+    assert not ConceptStore(path).get("bo").images[0].exists()  # from the database's folder: not there
+    store = ConceptStore(path, image_root=tmp_path / "root")
+    assert store.get("bo").images == [tmp_path / "root" / "refs" / "bo.png"]
+    store.update("bo", info="a bright red block")
+    saved = json.loads(path.read_text())["concept_dict"]["<bo>"]
+    assert saved["image"] == "refs/bo.png" and saved["info"] == "a bright red block"  # the path kept as written

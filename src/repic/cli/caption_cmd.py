@@ -27,6 +27,7 @@ from ..inference.queries import Query, image_queries, read_eval_file
 from ..outputs import check_output_file
 from ..prompts import BOX_STYLES
 from .console import err_console, say
+from .options import DatabaseImageRootOpt
 
 _SHOWN_SKIPS = 5
 _DEFAULTS = GenerationSettings()  # one place for the generation defaults
@@ -51,6 +52,7 @@ def caption_command(
         Path | None,
         typer.Option("--database", help="The concept database.json (default for --eval: database.json beside it)."),
     ] = None,
+    database_image_root: DatabaseImageRootOpt = None,
     mode: Annotated[
         str,
         typer.Option("--mode", metavar="auto|skip|retrieve",
@@ -151,7 +153,7 @@ def caption_command(
     )
     existing = _existing_outputs(out, overwrite, inputs=[eval_file, database])
     queries = _queries(eval_file, images, concepts, question, image_root)[:limit]
-    db = _database(database, eval_file)
+    db = _database(database, eval_file, database_image_root)
     _check_concepts(queries, db, mode)
     retriever, index_info = None, None
     if _needs_retrieval(queries, mode):
@@ -236,10 +238,14 @@ def _queries(eval_file, images, concepts, question, image_root) -> list[Query]:
     return image_queries(list(images), question=question, concepts=tags)
 
 
-def _database(database: Path | None, eval_file: Path | None) -> ConceptDatabase | None:
+def _database(database: Path | None, eval_file: Path | None, image_root: Path | None) -> ConceptDatabase | None:
     if database is None and eval_file is not None and (eval_file.parent / "database.json").is_file():
         database = eval_file.parent / "database.json"
-    return load_database(database) if database is not None else None
+    if database is None:
+        if image_root is not None:
+            raise RepicError("--database-image-root is for the concept database; pass --database too")
+        return None
+    return load_database(database, image_root)
 
 
 def _needs_retrieval(queries: list[Query], mode: str) -> bool:

@@ -18,13 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ..data.collection import load_collection
-from ..data.importers import ImportResult, import_database, import_folders, import_samples
+from ..data.importers import ImportOptions, ImportResult, import_database, import_folders, import_samples
 from ..data.samples import load_samples, task_mix
 from ..data.tasks import DEFAULT_COUNTS, DEFAULT_EVAL_COUNTS, BoxSpace, BuildConfig
 from ..data.tasks import build as build_folder
 from ..errors import RepicError
 from ..records import Sample
 from .console import console, say
+from .options import DatabaseImageRootOpt
 
 app = typer.Typer(
     help="Make RePIC training data: a synthetic world, imports, sample builds.", no_args_is_help=True
@@ -178,26 +179,15 @@ def import_folders_command(
     overwrite: ImportOverwriteOpt = False,
 ) -> None:
     """Import ROOT/<concept>/ photo folders (Yo'LLaVA, MyVLM, DreamBooth layouts) as a collection."""
-    result = import_folders(
-        root,
-        out,
-        category=category,
-        references=references,
-        boxes=boxes,
-        heldout=heldout,
-        heldout_ratio=heldout_ratio,
-        seed=seed,
-        copy=copy,
-        overwrite=overwrite,
-    )
-    _imported(result)
+    options = ImportOptions(references, boxes, heldout, heldout_ratio, seed, copy, overwrite)
+    _imported(import_folders(root, out, category=category, options=options))
 
 
 @import_app.command("database")
 def import_database_command(
     database: Annotated[Path, typer.Argument(help="A RAP / RePIC database.json.")],
     out: OutOpt,
-    image_root: ImageRootOpt = None,
+    database_image_root: DatabaseImageRootOpt = None,
     references: ReferencesOpt = 1,
     boxes: BoxesOpt = None,
     heldout: HeldoutOpt = None,
@@ -207,19 +197,8 @@ def import_database_command(
     overwrite: ImportOverwriteOpt = False,
 ) -> None:
     """Import the concepts of a RAP / RePIC database.json as a collection."""
-    result = import_database(
-        database,
-        out,
-        image_root=image_root,
-        references=references,
-        boxes=boxes,
-        heldout=heldout,
-        heldout_ratio=heldout_ratio,
-        seed=seed,
-        copy=copy,
-        overwrite=overwrite,
-    )
-    _imported(result)
+    options = ImportOptions(references, boxes, heldout, heldout_ratio, seed, copy, overwrite)
+    _imported(import_database(database, out, image_root=database_image_root, options=options))
 
 
 @import_app.command("samples")

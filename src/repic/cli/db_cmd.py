@@ -22,6 +22,7 @@ from ..errors import RepicError
 from ..locking import locked
 from ..records import Concept, concept_tag, strip_tag
 from .console import console, say
+from .options import DATABASE_IMAGE_ROOT, DATABASE_IMAGE_ROOT_HELP
 
 app = typer.Typer(
     help="Manage the personal-concept database (RAP / RePIC database.json).",
@@ -30,13 +31,10 @@ app = typer.Typer(
 
 DatabaseArg = Annotated[Path, typer.Argument(help="The database.json file.", show_default=False)]
 TagArg = Annotated[str, typer.Argument(help="The concept's tag: 'bo' or '<bo>'.", show_default=False)]
+# --database-image-root as in every command that opens a database; --image-root is its older name here
 ImageRootOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--image-root",
-        help="Folder that relative image paths start from (default: the database's folder); "
-        "for the official RePIC files, the RePIC repository root.",
-    ),
+    typer.Option(DATABASE_IMAGE_ROOT, "--image-root", help=DATABASE_IMAGE_ROOT_HELP + " --image-root: the same."),
 ]
 
 _INFO_WIDTH = 60  # characters of a description shown by `list`

@@ -16,6 +16,7 @@ import typer
 
 from ..errors import RepicError
 from .console import say
+from .options import DatabaseImageRootOpt
 
 ModelArg = Annotated[
     str | None,
@@ -43,7 +44,7 @@ def _needs(module: str, extra: str) -> None:
         raise RepicError(f"this command needs {module}, which is not installed; pip install 'repic[{extra}]'")
 
 
-def _service(model, database, base, settings, embedder):
+def _service(model, database, base, settings, embedder, image_root):
     from ..serve.defaults import default_database, default_model
     from ..serve.service import CaptionService
 
@@ -53,7 +54,8 @@ def _service(model, database, base, settings, embedder):
     db_path = chosen_db.path if chosen_db else database
     say(f"model: {model_path}" + (f" ({chosen_model.origin})" if chosen_model else ""))
     say(f"concepts: {db_path}" + (f" ({chosen_db.origin})" if chosen_db else ""))
-    service = CaptionService(model_path, db_path, base=base, settings=settings, embedder=embedder)
+    service = CaptionService(model_path, db_path, base=base, settings=settings, embedder=embedder,
+                             image_root=image_root)
     say(f"loaded {len(service.store.database())} concepts and the model ({service.model_info()['mode']})")
     return service
 
@@ -61,6 +63,7 @@ def _service(model, database, base, settings, embedder):
 def serve_command(
     model: ModelArg = None,
     database: DatabaseOpt = None,
+    database_image_root: DatabaseImageRootOpt = None,
     host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     api_key: Annotated[str | None, typer.Option(
@@ -90,7 +93,7 @@ def serve_command(
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_new_tokens=max_new_tokens, device=device,
         images=ImageLimits(int(max_upload_mb * 1024 * 1024), max_image_pixels), allowed_root=serve_path(allowed_root),
     )
-    service = _service(model, database, base, settings, embedder)
+    service = _service(model, database, base, settings, embedder, database_image_root)
     say(f"serving on http://{host}:{port} (docs: /docs; OpenAI base URL: http://{host}:{port}/v1)"
          + ("; API key required" if api_key else ""))
     try:
@@ -102,6 +105,7 @@ def serve_command(
 def app_command(
     model: ModelArg = None,
     database: DatabaseOpt = None,
+    database_image_root: DatabaseImageRootOpt = None,
     host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
     max_new_tokens: TokensOpt = 64,
@@ -115,7 +119,8 @@ def app_command(
     from ..app.ui import build_app
     from ..serve.service import ServiceSettings
 
-    service = _service(model, database, base, ServiceSettings(max_new_tokens=max_new_tokens, device=device), embedder)
+    settings = ServiceSettings(max_new_tokens=max_new_tokens, device=device)
+    service = _service(model, database, base, settings, embedder, database_image_root)
     say(f"app on http://{host}:{port}")
     try:
         build_app(service).launch(server_name=host, server_port=port, show_error=False, quiet=True)

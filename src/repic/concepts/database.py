@@ -269,7 +269,7 @@ class ConceptDatabase:
             return from_cwd
         self._looked_up[image] = (
             f"the relative path {string!r} was looked up from the database's folder {self.base_dir} and from the "
-            "working directory; pass --image-root with the folder it starts from"
+            "working directory; pass --database-image-root with the folder it starts from"
         )
         return image
 

@@ -113,16 +113,19 @@ def check_database(database: ConceptDatabase) -> None:
     if not len(database):
         raise RepicError(f"{where} has no concepts to retrieve; add some with `repic db add {where} ...`")
     problems = [f"{concept.tag} has no reference image" for concept in database if not concept.images]
+    looked = ""  # for a relative path found nowhere: the folders tried and the flag that names another
     for concept in database:
         for image in concept.images:
             found = image_problem(image)
             if found is not None:
                 problems.append(f"image {image} of {concept.tag} {found[1]}")
+                looked = looked or database.where_looked(image)
     if problems:
         more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
         raise RepicError(
             f"{where}: {len(problems)} reference image problem(s): {'; '.join(problems[:_SHOWN_PROBLEMS])}"
-            f"{more}. Restore the images or fix the paths (`repic db validate {where}` lists them all)"
+            f"{more}. {looked[:1].upper() + looked[1:] + '. ' if looked else ''}Restore the images or fix the "
+            f"paths (`repic db validate {where}` lists them all)"
         )
 
 

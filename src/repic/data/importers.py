@@ -69,6 +69,29 @@ class ImportResult:
     notices: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """What a concept import (``import_folders``, ``import_database``) takes besides its source.
+
+    ``references`` images per concept are its reference images, the rest become scenes; ``boxes`` is a box
+    file (see the module docstring); ``heldout`` names the held-out concepts, else ``heldout_ratio`` of
+    them are drawn with ``seed``; ``copy`` copies the images into the collection; ``overwrite`` replaces
+    an earlier import in the output folder.
+    """
+
+    references: int = 1
+    boxes: str | os.PathLike | None = None
+    heldout: Sequence[str] | None = None
+    heldout_ratio: float = 0.25
+    seed: int = 0
+    copy: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.references < 1:
+            raise RepicError(f"references is {self.references}; each concept needs at least one reference image")
+
+
 def _fail_all(what: str, problems: Sequence[str], fix: str) -> None:
     """Raise one error listing every problem of a kind, the fix first so a long list does not bury it."""
     if problems:
@@ -173,16 +196,13 @@ def _assemble(
     out: Path,
     concepts: dict[str, Concept],
     shown_in: dict[Path, list[str]],
-    box_rows: list[BoxRow],
+    box_root: Path,
+    options: ImportOptions,
     *,
-    heldout: Sequence[str] | None,
-    heldout_ratio: float,
-    seed: int,
-    copy: bool,
     source: str,
-    overwrite: bool,
 ) -> ImportResult:
     """Scenes from photos and boxes, splits, optional copies; then the collection is checked and saved."""
+    box_rows = read_boxes(options.boxes, box_root) if options.boxes else []
     notices: list[str] = []
     references = {image for concept in concepts.values() for image in concept.images}
     boxes: dict[Path, dict[str, Box | None]] = {
@@ -200,7 +220,7 @@ def _assemble(
     if on_references:
         notices.append(f"ignored {on_references} box row(s) on reference images (boxes are for query photos)")
     _check_images([*references, *boxes])
-    splits = _split_concepts(list(concepts), heldout, heldout_ratio, seed)
+    splits = _split_concepts(list(concepts), options.heldout, options.heldout_ratio, options.seed)
     split_of = {tag: split for split, tags in splits.items() for tag in tags}
     scenes, outside, mixed = [], [], 0
     for image, present in boxes.items():
@@ -237,8 +257,8 @@ def _assemble(
     categories = sorted({c.category for c in concepts.values()})
     meta = {"name": out.name, "source": source, "categories": categories}
     # Built beside OUT and swapped in at the end: an import that fails half-way leaves nothing behind.
-    with replace_folder(out, marker=COLLECTION_FILE, inputs=[source], overwrite=overwrite) as staging:
-        if copy:
+    with replace_folder(out, marker=COLLECTION_FILE, inputs=[source], overwrite=options.overwrite) as staging:
+        if options.copy:
             _copy_images(staging, concepts, scenes)
         save_collection(Collection(staging, concepts, scenes, splits, meta))
     return ImportResult(load_collection(out), notices)
@@ -267,21 +287,14 @@ def import_folders(
     out_dir: str | os.PathLike,
     *,
     category: str | None = None,
-    references: int = 1,
-    boxes: str | os.PathLike | None = None,
-    heldout: Sequence[str] | None = None,
-    heldout_ratio: float = 0.25,
-    seed: int = 0,
-    copy: bool = False,
-    overwrite: bool = False,
+    options: ImportOptions = ImportOptions(),
 ) -> ImportResult:
     """A collection from ``ROOT/<concept>/`` photo folders (see the module docstring)."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise RepicError(f"{root} is not a folder; give the folder that holds one sub-folder per concept")
-    if references < 1:
-        raise RepicError(f"references is {references}; each concept needs at least one reference image")
-    out = _prepare(out_dir, root, overwrite)
+    references = options.references
+    out = _prepare(out_dir, root, options.overwrite)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise RepicError(f"{root} has no sub-folders; put each concept's photos in ROOT/<concept name>/")
@@ -313,19 +326,7 @@ def import_folders(
     _fail_all(
         "concept folder(s) have no category", uncategorized, "Add a category.txt to each or pass --category."
     )
-    box_rows = read_boxes(boxes, root) if boxes else []
-    return _assemble(
-        out,
-        concepts,
-        shown_in,
-        box_rows,
-        heldout=heldout,
-        heldout_ratio=heldout_ratio,
-        seed=seed,
-        copy=copy,
-        source=str(root),
-        overwrite=overwrite,
-    )
+    return _assemble(out, concepts, shown_in, root, options, source=str(root))
 
 
 def _text_file(path: Path) -> str:
@@ -340,25 +341,19 @@ def import_database(
     out_dir: str | os.PathLike,
     *,
     image_root: str | os.PathLike | None = None,
-    references: int = 1,
-    boxes: str | os.PathLike | None = None,
-    heldout: Sequence[str] | None = None,
-    heldout_ratio: float = 0.25,
-    seed: int = 0,
-    copy: bool = False,
-    overwrite: bool = False,
+    options: ImportOptions = ImportOptions(),
 ) -> ImportResult:
-    """A collection from a RAP / RePIC ``database.json`` (see the module docstring)."""
-    if references < 1:
-        raise RepicError(f"references is {references}; each concept needs at least one reference image")
-    out = _prepare(out_dir, path, overwrite)
+    """A collection from a RAP / RePIC ``database.json`` (see the module docstring); relative image paths
+    start from ``image_root`` as ``ConceptDatabase.load`` resolves them."""
+    references = options.references
+    out = _prepare(out_dir, path, options.overwrite)
     database = ConceptDatabase.load(path, image_root)
     problems = database.validate()
     images = [p.message for p in problems if p.kind in ("missing_image", "unreadable_image")]
     _fail_all(
         "image(s) of the database cannot be used",
         images,
-        f"Pass --image-root with the folder the database's paths start from (now {database.base_dir}).",
+        f"Pass --database-image-root with the folder the database's paths start from (now {database.base_dir}).",
     )
     other = [
         p.message
@@ -389,19 +384,7 @@ def import_database(
         )
         for image in concept.images[references:]:
             shown_in[image] = [concept.tag]
-    box_rows = read_boxes(boxes, database.base_dir) if boxes else []
-    return _assemble(
-        out,
-        concepts,
-        shown_in,
-        box_rows,
-        heldout=heldout,
-        heldout_ratio=heldout_ratio,
-        seed=seed,
-        copy=copy,
-        source=str(Path(path).absolute()),
-        overwrite=overwrite,
-    )
+    return _assemble(out, concepts, shown_in, database.base_dir, options, source=str(Path(path).absolute()))
 
 
 def import_samples(

@@ -89,10 +89,10 @@ class CaptionService:
 
     def __init__(
         self, model: str | Path, database: str | Path, *, base: str | Path | None = None,
-        settings: ServiceSettings | None = None, embedder: str = "builtin",
+        settings: ServiceSettings | None = None, embedder: str = "builtin", image_root: str | Path | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
-        self.store = ConceptStore(database, embedder=embedder)
+        self.store = ConceptStore(database, embedder=embedder, image_root=image_root)
         self._lock = threading.Lock()
         self._scratch = tempfile.TemporaryDirectory(prefix="repic-serve-")
         self.policy = None

@@ -46,8 +46,11 @@ class _Snapshot:
 class ConceptStore:
     """One ``database.json``: snapshot reads, locked edits, and the retrieval index kept current."""
 
-    def __init__(self, path: str | Path, *, embedder: str | Embedder = BUILTIN_EMBEDDER):
+    def __init__(
+        self, path: str | Path, *, embedder: str | Embedder = BUILTIN_EMBEDDER, image_root: str | Path | None = None
+    ):
         self.path = Path(path).absolute()
+        self.image_root = image_root  # where relative image paths start (``ConceptDatabase.load``)
         if not self.path.is_file():
             raise RepicError(f"database {self.path} does not exist; create it with `repic db init {self.path}`")
         self._memory_lock = threading.RLock()
@@ -67,7 +70,7 @@ class ConceptStore:
         with self._memory_lock:
             stamp = self._stamp()
             if self._snapshot is None or self._snapshot.stamp != stamp:
-                self._snapshot = _Snapshot(stamp, load_database(self.path))
+                self._snapshot = _Snapshot(stamp, load_database(self.path, self.image_root))
             return self._snapshot.database
 
     def get(self, tag: str) -> Concept:
@@ -109,7 +112,7 @@ class ConceptStore:
 
     # ------------------------------------------------------------------------------------------ editing
     def _modify(self, edit: Callable[[ConceptDatabase], T]) -> T:
-        with edit_database(self.path) as database:
+        with edit_database(self.path, self.image_root) as database:
             result = edit(database)
             database.save()
         with self._memory_lock:
@@ -175,7 +178,7 @@ class ConceptStore:
         return removed
 
     def _discard(self, concept: Concept) -> None:
-        with edit_database(self.path) as database:
+        with edit_database(self.path, self.image_root) as database:
             database.discard_images(concept)
 
 
