@@ -57,17 +57,15 @@ from ..rewards import make_reward_funcs
 from ..tasks import TASKS, normalize_task
 from .config import OptimSection, SftSection, TrainConfig
 from .dataset import grpo_rows, to_dataset
-from .guards import batch_layout, check_lengths, check_reporters, check_rollout, check_rows
+from .guards import batch_layout, check_lengths, check_rollout, check_rows
 from .run_folder import FINAL_DIR, WARMUP_DIR, CompletionSampler, MetricsCallback
 from .session import (
     RunResult,
-    command_line,
+    begin_run,
     finish_run,
     load_trainable,
     measure_heldout,
-    open_run,
-    resolve_device,
-    start_run,
+    prepare_process,
     trainer_arguments,
     training_samples,
     world_size,
@@ -271,28 +269,19 @@ def train_grpo(
     if config.method != "grpo":
         raise RepicError(f"train_grpo got a {config.method} configuration; use train_{config.method}")
     started = time.perf_counter()
-    device = resolve_device(config)
-    check_reporters(config.run.report_to)
+    device = prepare_process(config)
     check_rollout(config.grpo.rollout, on_gpu=device == "cuda")
     grpo = config.grpo
     layout = batch_layout(grpo.prompts_per_step * grpo.num_generations, grpo.completions_per_device_batch,
                           world_size(), what="grpo")
     samples, source = training_samples(config)
     rows = grpo_rows(samples, prompt_seed=config.data.prompt_seed, box_style=config.data.box_style)
-    if config.run.threads:
-        import torch
-
-        torch.set_num_threads(config.run.threads)
     policy, peft_config = load_trainable(config, policy=policy)
     check_policy_and_rows(config, policy, rows, source, warmed_up=bool(grpo.warmup.steps))
     say(f"data: {len(rows)} samples from {source}; {layout.per_step} completions per step "
         f"({layout.world_size} process(es) x {layout.accumulation} pass(es) x {layout.per_device_batch})")
 
-    opened = open_run(config, resume=resume, overwrite=overwrite)
-    start_run(opened, config, command_line())
-    heldout_before = None
-    if opened.checkpoint is None:
-        heldout_before = measure_heldout(config, policy.model, policy.processor, "before", say, opened)
+    opened, heldout_before = begin_run(config, policy, say, resume=resume, overwrite=overwrite)
     if grpo.warmup.steps:
         policy, peft_config = load_trainable(config, warmed_up_model(config, opened.folder.path, policy, say))
         if opened.checkpoint is None:

@@ -1,7 +1,8 @@
 """What every training run does around its trainer, for GRPO and SFT alike.
 
-The phases, in order: ``open_run`` (a new run folder, or the one to resume and its newest complete
-checkpoint), ``training_samples`` (the sample file, filtered), ``load_trainable`` (the policy with its
+The phases, in order: ``prepare_process`` (device, reporters, threads), ``begin_run`` (``open_run``: a new
+run folder, or the one to resume and its newest complete checkpoint; ``start_run``; the held-out measure
+before), ``training_samples`` (the sample file, filtered), ``load_trainable`` (the policy with its
 trainable parts set), ``trainer_arguments`` (what both TRL configs share), ``run_trainer`` (train with
 Ctrl-C handling), ``save_final`` and the held-out measurements. ``grpo`` and ``sft`` add only what is
 their own.
@@ -36,6 +37,7 @@ from ..records import Sample
 from ..shipped import resolve_model_name
 from .config import TrainConfig, save_config
 from .dataset import select_samples
+from .guards import check_reporters
 from .heldout import heldout_rewards, heldout_samples
 from .run_folder import (
     HELDOUT_FILE,
@@ -110,6 +112,29 @@ def start_run(opened: OpenedRun, config: TrainConfig, command: str) -> None:
         world_size=world_size(),
         **({"previous_run": str(kept)} if kept is not None else {}),
     )
+
+
+def prepare_process(config: TrainConfig) -> str:
+    """Checks and settings before any data or model is read: the device (returned), the reporters, threads."""
+    device = resolve_device(config)
+    check_reporters(config.run.report_to)
+    if config.run.threads:
+        import torch
+
+        torch.set_num_threads(config.run.threads)
+    return device
+
+
+def begin_run(
+    config: TrainConfig, policy: Any, say: Progress, *, resume: bool, overwrite: bool
+) -> tuple[OpenedRun, dict[str, float] | None]:
+    """Open the run folder, mark it running, and measure the held-out reward of a run that starts fresh."""
+    opened = open_run(config, resume=resume, overwrite=overwrite)
+    start_run(opened, config, command_line())
+    before = None
+    if opened.checkpoint is None:
+        before = measure_heldout(config, policy.model, policy.processor, "before", say, opened)
+    return opened, before
 
 
 def world_size() -> int:

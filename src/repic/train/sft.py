@@ -25,17 +25,14 @@ from ..progress import Progress, say_nothing
 from ..records import Sample
 from .config import TrainConfig
 from .dataset import sft_rows, to_dataset
-from .guards import batch_layout, check_lengths, check_reporters, check_rows
+from .guards import batch_layout, check_lengths, check_rows
 from .run_folder import MetricsCallback
 from .session import (
     RunResult,
-    command_line,
+    begin_run,
     finish_run,
     load_trainable,
-    measure_heldout,
-    open_run,
-    resolve_device,
-    start_run,
+    prepare_process,
     trainer_arguments,
     training_samples,
     world_size,
@@ -72,18 +69,13 @@ def train_sft(
     if config.method != "sft":
         raise RepicError(f"train_sft got a {config.method} configuration; use train_{config.method}")
     started = time.perf_counter()
-    device = resolve_device(config)
-    check_reporters(config.run.report_to)
+    device = prepare_process(config)
     layout = batch_layout(config.sft.rows_per_step, config.sft.rows_per_device_batch, world_size(), what="sft")
     if samples is None:
         samples, source = training_samples(config)
     else:
         source = "the given samples"
     rows = sft_rows(samples, prompt_seed=config.data.prompt_seed, box_style=config.data.box_style)
-    if config.run.threads:
-        import torch
-
-        torch.set_num_threads(config.run.threads)
     policy, peft_config = load_trainable(config, policy=policy)
     processor = policy.processor
     check_rows(rows, processor, source=source)
@@ -92,11 +84,7 @@ def train_sft(
                   max_positions=max_positions)
     say(f"data: {len(rows)} samples from {source}; {layout.per_step} rows per step")
 
-    opened = open_run(config, resume=resume, overwrite=overwrite)
-    start_run(opened, config, command_line())
-    heldout_before = None
-    if opened.checkpoint is None:
-        heldout_before = measure_heldout(config, policy.model, processor, "before", say, opened)
+    opened, heldout_before = begin_run(config, policy, say, resume=resume, overwrite=overwrite)
     trainer = SFTTrainer(
         model=policy.model,
         args=sft_arguments(config, trainer_arguments(config, opened, layout, device)),
