@@ -1,4 +1,4 @@
-"""Shared test fixtures: running the CLI in-process and capturing what it prints."""
+"""Shared test fixtures: running the CLI in-process and capturing what it prints; the noisy tiny model."""
 
 from __future__ import annotations
 
@@ -41,3 +41,18 @@ def run_cli(capsys):
         return CliResult(code, out, err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def noisy_policy():
+    """The shipped tiny base with seeded noise on every weight: answers then differ from image to image and
+    prompt to prompt, so a padding or position mistake in batching shows up as a different answer."""
+    from repic.inference import load_for_captioning
+    from repic.shipped import shipped_base_path
+
+    loaded = load_for_captioning(shipped_base_path(), device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in loaded.model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
+    return loaded

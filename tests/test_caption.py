@@ -45,18 +45,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def policy():
-    """The shipped tiny base with seeded noise on every weight: answers then differ from image to image, so a
-    padding or position mistake in batching shows up as a different answer."""
-    loaded = load_for_captioning(shipped_base_path(), device="cpu")
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in loaded.model.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
-    return loaded
-
-
 def picture(side: int, seed: int, colour=None) -> Image.Image:
     rng = random.Random(seed)
     image = Image.new("RGB", (side, side), colour or tuple(rng.randrange(256) for _ in range(3)))
@@ -99,29 +87,29 @@ def prompts(count: int) -> list[PromptInput]:
 
 
 # ------------------------------------------------------------------------------------------ batching
-def test_batched_greedy_answers_equal_one_at_a_time(policy):
+def test_batched_greedy_answers_equal_one_at_a_time(noisy_policy):
     batch = prompts(7)
-    one_by_one = generate_batched(policy.model, policy.processor, batch, GenerationSettings(max_new_tokens=20, batch_size=1))
-    batched = generate_batched(policy.model, policy.processor, batch, GenerationSettings(max_new_tokens=20, batch_size=4))
+    one_by_one = generate_batched(noisy_policy.model, noisy_policy.processor, batch, GenerationSettings(max_new_tokens=20, batch_size=1))
+    batched = generate_batched(noisy_policy.model, noisy_policy.processor, batch, GenerationSettings(max_new_tokens=20, batch_size=4))
     assert [(a.text, a.new_tokens) for a in batched] == [(a.text, a.new_tokens) for a in one_by_one]
     assert len({a.text for a in one_by_one}) >= 4  # answers depend on the input: the comparison means something
 
 
-def test_static_cache_fills_the_last_batch_and_answers_the_same(policy):
+def test_static_cache_fills_the_last_batch_and_answers_the_same(noisy_policy):
     batch = prompts(4)
-    dynamic = generate_batched(policy.model, policy.processor, batch, GenerationSettings(max_new_tokens=12, batch_size=4))
+    dynamic = generate_batched(noisy_policy.model, noisy_policy.processor, batch, GenerationSettings(max_new_tokens=12, batch_size=4))
     calls = []
     static = generate_batched(
-        policy.model, policy.processor, batch, GenerationSettings(max_new_tokens=12, batch_size=3, cache="static"),
+        noisy_policy.model, noisy_policy.processor, batch, GenerationSettings(max_new_tokens=12, batch_size=3, cache="static"),
         on_batch=calls.append,
     )
     assert [a.text for a in static] == [a.text for a in dynamic]
     assert [(c.done, c.batch_prompts) for c in calls] == [(3, 3), (4, 1)]  # the filler rows are not counted
 
 
-def test_forced_lengths(policy):
+def test_forced_lengths(noisy_policy):
     forced = generate_batched(
-        policy.model, policy.processor, prompts(2), GenerationSettings(max_new_tokens=6, min_new_tokens=6)
+        noisy_policy.model, noisy_policy.processor, prompts(2), GenerationSettings(max_new_tokens=6, min_new_tokens=6)
     )
     assert [(a.new_tokens, a.ended) for a in forced] == [(6, False), (6, False)]
 
@@ -162,13 +150,13 @@ def test_invalid_generation_settings_are_explained(fields, message):
         GenerationSettings(**fields)
 
 
-def test_sampling_is_seeded(policy):
+def test_sampling_is_seeded(noisy_policy):
     settings = GenerationSettings(max_new_tokens=10, do_sample=True, temperature=1.5, seed=3)
-    first = generate_batched(policy.model, policy.processor, prompts(2), settings)
-    again = generate_batched(policy.model, policy.processor, prompts(2), settings)
+    first = generate_batched(noisy_policy.model, noisy_policy.processor, prompts(2), settings)
+    again = generate_batched(noisy_policy.model, noisy_policy.processor, prompts(2), settings)
     assert [a.text for a in first] == [a.text for a in again]
-    other_seed = generate_batched(policy.model, policy.processor, prompts(2), replace(settings, seed=4))
-    greedy = generate_batched(policy.model, policy.processor, prompts(2), GenerationSettings(max_new_tokens=10))
+    other_seed = generate_batched(noisy_policy.model, noisy_policy.processor, prompts(2), replace(settings, seed=4))
+    greedy = generate_batched(noisy_policy.model, noisy_policy.processor, prompts(2), GenerationSettings(max_new_tokens=10))
     assert [a.text for a in other_seed] != [a.text for a in first] != [a.text for a in greedy]  # it does sample
 
 
@@ -179,14 +167,14 @@ def eval_rows(world: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_skip_retrieval_uses_the_rows_references_and_the_databases_info(world, policy):
+def test_skip_retrieval_uses_the_rows_references_and_the_databases_info(world, noisy_policy):
     rows = [
         {"image": "../scenes/s0.png", "task": "ict", "concepts": ["<bako>"], "question": "Q1?",
          "references": ["../sources/bako.png"], "reference_concepts": ["<bako>"]},
         {"image": "../scenes/s1.png", "concepts": ["<tumi>", "<lefa>"]},  # references from the database
     ]
     queries = read_eval_file(eval_rows(world, rows))
-    captioner = Captioner(policy.model, policy.processor, database=load_database(world / "eval" / "database.json"),
+    captioner = Captioner(noisy_policy.model, noisy_policy.processor, database=load_database(world / "eval" / "database.json"),
                           settings=GenerationSettings(max_new_tokens=4))
     prepared = [captioner.prepare(query) for query in queries]
     assert [p.mode for p in prepared] == ["skip-retrieval", "skip-retrieval"]
@@ -201,11 +189,11 @@ def test_skip_retrieval_uses_the_rows_references_and_the_databases_info(world, p
     assert [r.task for r in run.results] == ["ict", "ict_multi"]
 
 
-def test_retrieval_mode_shows_the_retrieved_concepts(world, policy):
+def test_retrieval_mode_shows_the_retrieved_concepts(world, noisy_policy):
     db = load_database(world / "eval" / "database.json")
     embedder = ColourEmbedder()
     retriever = Retriever(db, open_index(db, embedder).index, embedder, k=2)
-    captioner = Captioner(policy.model, policy.processor, retriever=retriever, settings=GenerationSettings(max_new_tokens=4))
+    captioner = Captioner(noisy_policy.model, noisy_policy.processor, retriever=retriever, settings=GenerationSettings(max_new_tokens=4))
     query = Query("--images", 1, world / "scenes" / "s0.png", "s0.png", question="Who is here?")
     run = captioner.run([query])
     result = run.results[0]
@@ -215,10 +203,10 @@ def test_retrieval_mode_shows_the_retrieved_concepts(world, policy):
     assert result.to_json()["retrieved"][0]["score"] > result.to_json()["retrieved"][1]["score"]
 
 
-def test_unusable_query_images_are_skipped_and_the_rest_answered(world, policy):
+def test_unusable_query_images_are_skipped_and_the_rest_answered(world, noisy_policy):
     (world / "scenes" / "broken.png").write_bytes(b"not a png")
     db = load_database(world / "eval" / "database.json")
-    captioner = Captioner(policy.model, policy.processor, database=db, settings=GenerationSettings(max_new_tokens=4))
+    captioner = Captioner(noisy_policy.model, noisy_policy.processor, database=db, settings=GenerationSettings(max_new_tokens=4))
     images = ["s0.png", "missing.png", "broken.png", "s1.png"]
     queries = [Query("--images", n, world / "scenes" / name, name, concepts=["<bako>"]) for n, name in enumerate(images, 1)]
     run = captioner.run(queries)
@@ -227,22 +215,22 @@ def test_unusable_query_images_are_skipped_and_the_rest_answered(world, policy):
     assert "does not exist" in reasons["missing.png"] and "does not decode as an image" in reasons["broken.png"]
 
 
-def test_captioner_errors_name_the_query(world, policy):
+def test_captioner_errors_name_the_query(world, noisy_policy):
     query = Query("rows.jsonl", 3, world / "scenes" / "s0.png", "s0.png", concepts=["<nobody>"])
     with pytest.raises(RepicError, match="rows.jsonl, row 3: .*pass --database"):
-        Captioner(policy.model, policy.processor).run([query])
+        Captioner(noisy_policy.model, noisy_policy.processor).run([query])
     db = load_database(world / "eval" / "database.json")
     with pytest.raises(RepicError, match="rows.jsonl, row 3: no concept <nobody>"):
-        Captioner(policy.model, policy.processor, database=db).run([query])
+        Captioner(noisy_policy.model, noisy_policy.processor, database=db).run([query])
     unnamed = Query("--images", 1, world / "scenes" / "s0.png", "s0.png")
     with pytest.raises(RepicError, match="retrieval needs a concept database"):
-        Captioner(policy.model, policy.processor, database=db).run([unnamed])
+        Captioner(noisy_policy.model, noisy_policy.processor, database=db).run([unnamed])
     db.get("lefa").images[0].unlink()
     with pytest.raises(RepicError, match="lefa.png of <lefa> does not exist"):
-        Captioner(policy.model, policy.processor, database=db)
+        Captioner(noisy_policy.model, noisy_policy.processor, database=db)
 
 
-def test_oct_and_vlt_rows_are_asked_in_the_training_layout(world, policy):
+def test_oct_and_vlt_rows_are_asked_in_the_training_layout(world, noisy_policy):
     rows = [
         {"image": ["../sources/bako.png", "../scenes/s0.png"], "problem": "<bako> is shown in the first image; "
          "the last image is the query image. Is <bako> in the query image?", "solution": "yes",
@@ -250,7 +238,7 @@ def test_oct_and_vlt_rows_are_asked_in_the_training_layout(world, policy):
         {"image": "../scenes/s1.png", "problem": "Name: <tumi>, Info: x. Where is <tumi>?", "solution": [1, 2, 30, 40],
          "accu_reward_method": "iou", "concepts": ["<tumi>"]},
     ]
-    captioner = Captioner(policy.model, policy.processor, settings=GenerationSettings(max_new_tokens=4), box_style="list")
+    captioner = Captioner(noisy_policy.model, noisy_policy.processor, settings=GenerationSettings(max_new_tokens=4), box_style="list")
     queries = read_eval_file(eval_rows(world, rows))
     oct_prompt, vlt_prompt = (captioner.prepare(query).prompt for query in queries)
     assert len(oct_prompt.images) == 2 and oct_prompt.messages[0]["content"][-1]["text"].endswith(
@@ -265,9 +253,9 @@ def test_oct_and_vlt_rows_are_asked_in_the_training_layout(world, policy):
     assert scored.localization[0].box == (1.0, 2.0, 30.0, 40.0)
 
 
-def test_outputs_are_what_repic_eval_reads(world, policy):
+def test_outputs_are_what_repic_eval_reads(world, noisy_policy):
     db = load_database(world / "eval" / "database.json")
-    captioner = Captioner(policy.model, policy.processor, database=db, settings=GenerationSettings(max_new_tokens=4))
+    captioner = Captioner(noisy_policy.model, noisy_policy.processor, database=db, settings=GenerationSettings(max_new_tokens=4))
     queries = [Query("--images", 1, world / "scenes" / "s0.png", "scenes/s0.png", concepts=["<bako>"]),
                Query("--images", 2, world / "scenes" / "gone.png", "scenes/gone.png", concepts=["<bako>"])]
     run = captioner.run(queries)

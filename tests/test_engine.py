@@ -9,25 +9,12 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from repic.evaluate import EvalTask, display_names, evaluate, load_predictions, score_predictions
-from repic.inference import GenerationSettings, PromptInput, generate_batched, load_for_captioning
+from repic.inference import GenerationSettings, PromptInput, generate_batched
 from repic.prompts import inference_messages, training_messages
 from repic.rewards import RewardOptions, compute
-from repic.shipped import shipped_base_path
-
-
-@pytest.fixture(scope="module")
-def policy():
-    """The shipped tiny base with seeded noise on its weights, so answers differ from prompt to prompt."""
-    loaded = load_for_captioning(shipped_base_path(), device="cpu")
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in loaded.model.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
-    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +43,17 @@ def tasks(images: list[str]) -> list[EvalTask]:
     ]
 
 
-def test_answers_are_generate_batched_and_rewards_the_training_reward(policy, images):
+def test_answers_are_generate_batched_and_rewards_the_training_reward(noisy_policy, images):
     settings = GenerationSettings(max_new_tokens=12, batch_size=2)
     options = RewardOptions(min_caption_chars=5)
     given = tasks(images)
-    policy.model.train()  # as in the middle of a training run
-    evaluation = evaluate(policy.model, policy.processor, given, settings, options=options)
-    assert policy.model.training  # the mode is restored
+    noisy_policy.model.train()  # as in the middle of a training run
+    evaluation = evaluate(noisy_policy.model, noisy_policy.processor, given, settings, options=options)
+    assert noisy_policy.model.training  # the mode is restored
 
-    policy.model.eval()
+    noisy_policy.model.eval()
     prompts = [PromptInput(t.prompt, [Image.open(path).convert("RGB") for path in t.images]) for t in given]
-    assert evaluation.answers == generate_batched(policy.model, policy.processor, prompts, settings)
+    assert evaluation.answers == generate_batched(noisy_policy.model, noisy_policy.processor, prompts, settings)
     scored = list(zip(given[:4], evaluation.answers[:4], strict=True))
     expected = [compute(t.task, a.text, t.solution, options, shown=t.shown) for t, a in scored]
     assert evaluation.rewards == [*expected, None]  # the last prompt is answered, not scored
@@ -74,7 +61,7 @@ def test_answers_are_generate_batched_and_rewards_the_training_reward(policy, im
     assert list(means) == ["oct", "vlt", "ict"]  # canonical order, not the order of the tasks
     assert means == {"oct": (expected[0] + expected[3]) / 2, "vlt": expected[1], "ict": expected[2]}
     assert evaluation.mean_reward() == sum(expected) / 4
-    assert evaluate(policy.model, policy.processor, [], settings).mean_reward() == 0.0
+    assert evaluate(noisy_policy.model, noisy_policy.processor, [], settings).mean_reward() == 0.0
 
 
 def test_a_training_row_is_a_task(images):
