@@ -17,7 +17,11 @@ model folder. Losses, summed, all on the merger's output tokens (the very vector
 - **token matching**: a view against each token of a scene, softmax over the tokens plus a learned "not
   here" slot, the target being the object's pixel shares (or the slot, for a scene without it). This is
   present-vs-absent decided token by token with no mask given, which is what OCT, retrieval and naming only
-  the concepts present need.
+  the concepts present need;
+- **geometry** (weight ``geometry_weight``): each token's own cell centre and the box of the object under
+  it, as fractions of the image side (L1), so that where a token is, and its object's extent, are in the
+  vectors the LM reads: the tower has no absolute position embedding (2-D rotary attention only), and
+  without this loss a linear probe read a token's row of 4 right 0.33 of the time (chance 0.25).
 
 Identity and matching use cosine similarity of the raw merger outputs (no projection head), so that the
 tokens the LM reads are themselves comparable: a reference token and the scene tokens of the same object
