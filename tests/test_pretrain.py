@@ -410,6 +410,8 @@ def test_finish_from_runs_only_the_final_stages_and_keeps_the_earlier_record(pre
     assert changed and not any(name.startswith("visual.") for name in changed)  # the LM moved, the tower did not
     assert [stage["name"] for stage in finished["final_stages"]] == ["half", "matching", "again"]
     assert finished["command"] == "test run" and finished["finished_from"]["command"] == "finish"
+    assert finished["wall_seconds"] == record["wall_seconds"] and finished["finished_from"]["wall_seconds"] > 0
+    assert finished["final_stages"][-1]["mix"] == MATCHING_STAGE_MIX.to_dict()
     assert finished["training"] == record["training"]  # the curriculum's account, carried over
     assert (tmp_path / "finished" / "vision_record.json").is_file()
 

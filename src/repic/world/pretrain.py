@@ -490,7 +490,11 @@ def pretrain_tiny(
         if probe is not None and collection.splits.get("heldout"):
             say("probe: measuring the saved model on the held-out concepts")
             record["probe"] = probe_model(out, collection.root, probe)
-        record["wall_seconds"] = round(time.perf_counter() - started, 1)
+        wall = round(time.perf_counter() - started, 1)
+        if earlier is None:
+            record["wall_seconds"] = wall
+        else:  # the earlier run's own wall time stays; this one's is the finishing run's
+            record["finished_from"]["wall_seconds"] = wall
         atomic_write_json(out / RECORD_FILE, record)
     return record
 
@@ -562,7 +566,7 @@ def _final_stages(model: Any, pool, config: PretrainConfig, work: Path, processo
         trainer = _train(model, rows, config, work / "stages" / stage.name, callbacks, processor,
                          steps=stage.steps, learning_rate=stage.learning_rate)
         model = trainer.model
-        records.append({"name": stage.name, "learning_rate": stage.learning_rate,
+        records.append({"name": stage.name, "learning_rate": stage.learning_rate, "mix": stage.mix.to_dict(),
                         **_stage_record(trainer, rows, time.perf_counter() - began)})
     return model, records
 
