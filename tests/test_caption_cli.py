@@ -126,6 +126,9 @@ def test_database_image_paths_start_from_the_database_image_root(run_cli, build)
     found = run_cli(*query, "--database-image-root", build / "world", "--out", build / "found")
     assert found.exit_code == 0, found.stderr
     assert "answered 1 queries, skipped 0" in found.stdout
+    # Checked before the model loads: with a model folder that does not exist, the database is still what fails.
+    early = run_cli("caption", build / "no-such-model", *query[2:], "--out", build / "early")
+    assert early.exit_code == 2 and "of <bako> does not exist" in " ".join(early.stderr.split())
     alone = run_cli("caption", shipped_base_path(), "--images", build / "world" / "scenes" / "s0.png",
                     "--database-image-root", build / "world", "--out", build / "alone", *FAST)
     assert alone.exit_code == 2 and "--database-image-root is for the concept database; pass --database" in alone.stderr

@@ -154,6 +154,10 @@ def caption_command(
     existing = _existing_outputs(out, overwrite, inputs=[eval_file, database])
     queries = _queries(eval_file, images, concepts, question, image_root)[:limit]
     db = _database(database, eval_file, database_image_root)
+    if db is not None:  # its reference images, before the model loads (the captioner checks them too)
+        from ..concepts.index import check_database
+
+        check_database(db)
     _check_concepts(queries, db, mode)
     retriever, index_info = None, None
     if _needs_retrieval(queries, mode):
