@@ -464,6 +464,15 @@ def test_pretrain_cli_refuses_a_non_empty_out_folder(tmp_path, run_cli):
     assert "--overwrite" in result.stderr and (tmp_path / "keep.txt").exists()
 
 
+def test_pretrain_cli_refuses_unknown_stages_and_curriculum_flags_with_finish_from(tmp_path, run_cli):
+    stages = run_cli("models", "pretrain-tiny", "--out", tmp_path / "a", "--stages", "matching,nope")
+    assert stages.exit_code == 2 and "unknown stage nope" in stages.stderr and "recovery" in stages.stderr
+    finish = run_cli("models", "pretrain-tiny", "--out", tmp_path / "b", "--finish-from", tmp_path,
+                     "--vision-steps", "10")
+    assert finish.exit_code == 2 and "drop --vision-steps and --steps" in " ".join(finish.stderr.split())
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_pretrain_config_explains_bad_values():
     with pytest.raises(RepicError, match="steps must be at least 1"):
         PretrainConfig(steps=0)
