@@ -460,7 +460,7 @@ def pretrain_tiny(
         if earlier is not None:
             base = work / "initial"
             shutil.copytree(Path(finish_from), base, dirs_exist_ok=True)
-            record, vision_record = earlier, None
+            vision_record = None
             if config.vision_tower_from is not None:
                 say(f"vision: the tower of {config.vision_tower_from}")
                 vision_record = copy_tower(config.vision_tower_from, base)
