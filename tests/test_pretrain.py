@@ -422,10 +422,15 @@ def test_finish_from_refuses_a_folder_without_a_record_and_another_world(pretrai
     with pytest.raises(RepicError, match="has no pretrain_record.json"):
         pretrain_tiny(tmp_path / "a", PretrainConfig(world=SMALL_WORLD), world_dir=world.root,
                       finish_from=tmp_path / "plain")
+    (tmp_path / "weightless").mkdir()
+    (tmp_path / "weightless" / RECORD_FILE).write_text((root / "base" / RECORD_FILE).read_text())
+    with pytest.raises(RepicError, match="needs the whole model folder"):
+        pretrain_tiny(tmp_path / "c", PretrainConfig(world=SMALL_WORLD), world_dir=world.root,
+                      finish_from=tmp_path / "weightless")
     other = PretrainConfig(world=WorldConfig(seed=SMALL_WORLD.seed + 1))
     with pytest.raises(RepicError, match="--world-seed"):
         pretrain_tiny(tmp_path / "b", other, finish_from=root / "base")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
 
 
 def test_pretrained_folder_loads_with_auto_classes_and_keeps_names_at_four_tokens(pretrained, world):
@@ -469,7 +474,7 @@ def test_pretrain_cli_refuses_unknown_stages_and_curriculum_flags_with_finish_fr
     assert stages.exit_code == 2 and "unknown stage nope" in stages.stderr and "recovery" in stages.stderr
     finish = run_cli("models", "pretrain-tiny", "--out", tmp_path / "b", "--finish-from", tmp_path,
                      "--vision-steps", "10")
-    assert finish.exit_code == 2 and "drop --vision-steps and --steps" in " ".join(finish.stderr.split())
+    assert finish.exit_code == 2 and "drop --vision-steps, --steps and --lr" in " ".join(finish.stderr.split())
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

@@ -505,6 +505,10 @@ def _finish_source(folder: str | os.PathLike, config: PretrainConfig) -> dict[st
     record = read_record(folder)
     if record is None:
         raise RepicError(f"{folder} has no {RECORD_FILE}: --finish-from takes a folder `repic models pretrain-tiny` wrote")
+    missing = [name for name in ("config.json", "repic_tiny_config.json") if not (Path(folder) / name).is_file()]
+    if missing or not any(Path(folder).glob("*.safetensors")):
+        raise RepicError(f"{folder} lacks {', '.join(missing) or 'its *.safetensors weights'}: --finish-from needs "
+                         "the whole model folder `repic models pretrain-tiny` wrote")
     made_in = (record.get("world") or {}).get("config") or {}
     if made_in.get("seed", config.world.seed) != config.world.seed:
         raise RepicError(f"{folder} was pretrained on the world of seed {made_in.get('seed')}, not "
@@ -566,8 +570,7 @@ def _final_stages(model: Any, pool, config: PretrainConfig, work: Path, processo
         trainer = _train(model, rows, config, work / "stages" / stage.name, callbacks, processor,
                          steps=stage.steps, learning_rate=stage.learning_rate)
         model = trainer.model
-        records.append({"name": stage.name, "learning_rate": stage.learning_rate, "mix": stage.mix.to_dict(),
-                        **_stage_record(trainer, rows, time.perf_counter() - began)})
+        records.append({**stage.to_dict(), **_stage_record(trainer, rows, time.perf_counter() - began)})
     return model, records
 
 

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import atomic_write_json
+from ..concepts.detect import box_iou
 from ..errors import RepicError
 from ..progress import Progress, say_nothing
 from ..records import Concept
@@ -379,15 +380,6 @@ def evaluate_vision(visual: nn.Module, tower_input: TowerInput, samples: Sequenc
     return {k: round(float(v), 4) if isinstance(v, float) else v for k, v in result.items()}
 
 
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of matching rows of two [N, 4] (x1, y1, x2, y2) tensors."""
-    width = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
-    height = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
-    area = lambda box: (box[:, 2] - box[:, 0]).clamp(min=0) * (box[:, 3] - box[:, 1]).clamp(min=0)  # noqa: E731
-    inter = width * height
-    return inter / (area(a) + area(b) - inter).clamp(min=1e-9)
-
-
 def _best_threshold(positive: Sequence[float], negative: Sequence[float]) -> float:
     cuts = sorted(set(positive) | set(negative))
     accuracy = [(np.mean(np.array(positive) > c) + np.mean(np.array(negative) <= c)) / 2 for c in cuts]
@@ -411,9 +403,10 @@ def head_accuracy(visual: nn.Module, heads: VisionHeads, tower_input: TowerInput
     geometry = torch.from_numpy(np.concatenate([s.token_geometry for s in samples]))
     boxed = ~torch.isnan(geometry[:, 2])
     if boxed.any():
-        predicted, truth = heads.geometry(tokens[boxed])[:, 2:], geometry[boxed, 2:]
-        result["token_box_iou"] = float(_iou(predicted, truth).mean())
-        result["token_box_iou50"] = float((_iou(predicted, truth) >= 0.5).float().mean())
+        predicted, truth = heads.geometry(tokens[boxed])[:, 2:].tolist(), geometry[boxed, 2:].tolist()
+        overlaps = np.array([box_iou(p, t) for p, t in zip(predicted, truth, strict=True)])
+        result["token_box_iou"] = float(overlaps.mean())
+        result["token_box_iou50"] = float((overlaps >= 0.5).mean())
     pooled = torch.cat([torch.from_numpy(s.weights) @ t for s, t in zip(samples, scene_tokens, strict=True) if len(s.weights)])
     object_targets = torch.cat([torch.from_numpy(s.object_targets) for s in samples if len(s.weights)])
     for k, attribute in enumerate(OBJECT_ATTRIBUTES):

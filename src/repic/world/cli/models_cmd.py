@@ -147,9 +147,10 @@ def pretrain_tiny_command(
         given["vision_phase_steps"] = round(steps * default.vision_phase_steps / default.steps)
         given["copy_phase_steps"] = round(steps * default.copy_phase_steps / default.steps)
         given["decision_phase_steps"] = round(steps * default.decision_phase_steps / default.steps)
-    if finish_from is not None and (vision_steps is not None or steps is not None):
-        raise RepicError("--finish-from keeps the model's tower and curriculum: drop --vision-steps and --steps "
-                         "(use --vision-from to swap in another tower, --stages to choose the final stages)")
+    if finish_from is not None and (vision_steps is not None or steps is not None or learning_rate is not None):
+        raise RepicError("--finish-from keeps the model's tower and curriculum: drop --vision-steps, --steps and "
+                         "--lr (each final stage has its own; --vision-from swaps in another tower, --stages "
+                         "chooses the final stages)")
     if vision_steps is not None and vision_steps < 0:
         raise RepicError("--vision-steps cannot be negative; 0 skips the tower's own pretraining")
     settings = {name: value for name, value in given.items() if value is not None}
