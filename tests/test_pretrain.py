@@ -422,6 +422,8 @@ def test_finish_from_refuses_a_folder_without_a_record_and_another_world(pretrai
     with pytest.raises(RepicError, match="has no pretrain_record.json"):
         pretrain_tiny(tmp_path / "a", PretrainConfig(world=SMALL_WORLD), world_dir=world.root,
                       finish_from=tmp_path / "plain")
+    with pytest.raises(RepicError, match="is not a folder"):
+        pretrain_tiny(tmp_path / "d", PretrainConfig(world=SMALL_WORLD), finish_from=tmp_path / "nowhere")
     (tmp_path / "weightless").mkdir()
     (tmp_path / "weightless" / RECORD_FILE).write_text((root / "base" / RECORD_FILE).read_text())
     with pytest.raises(RepicError, match="needs the whole model folder"):

@@ -502,6 +502,8 @@ def pretrain_tiny(
 def _finish_source(folder: str | os.PathLike, config: PretrainConfig) -> dict[str, Any]:
     """The record of the model ``finish_from`` names, checked before anything is rendered: it must be a
     pretrained tiny model of the same world (its rows and held-out concepts are that world's)."""
+    if not Path(folder).is_dir():
+        raise RepicError(f"{folder} is not a folder: --finish-from takes a model folder `repic models pretrain-tiny` wrote")
     record = read_record(folder)
     if record is None:
         raise RepicError(f"{folder} has no {RECORD_FILE}: --finish-from takes a folder `repic models pretrain-tiny` wrote")
