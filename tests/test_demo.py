@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from repic.errors import RepicError
 from repic.evaluate import LocalizationScores, NameScores, RecognitionScores
 from repic.report import CaptionResult, ModelResult, Results
+from repic.train import load_config
 from repic.world.demo import evaluate as evaluate_module
 from repic.world.demo import pipeline as pipeline_module
 from repic.world.demo import settings as settings_module
@@ -37,7 +38,7 @@ from repic.world.demo.pipeline import (
     open_run_folder,
     training_configs,
 )
-from repic.world.demo.settings import FULL_WORLD, QUICK_WORLD, demo_settings, scaled_world
+from repic.world.demo.settings import FULL_WORLD, GRPO_RECIPE, QUICK_WORLD, demo_settings, scaled_world
 
 CAPTION_LABELS = {  # the report's display label of each caption evaluation
     "single": "1 concept",
@@ -249,6 +250,25 @@ def test_the_reported_warmup_command_remakes_the_start_model(quick, tmp_path):
     assert remade.keys() == original.keys()
     assert all(torch.equal(remade[name], original[name]) for name in original)
 
+
+
+@pytest.mark.slow
+def test_the_reported_caption_command_remakes_the_vlt_answers_in_the_recipes_box_style(quick, tmp_path):
+    out, _, results = quick
+    recipe = load_config(GRPO_RECIPE)
+    assert recipe.data.box_style == "list"  # the tiny base's own format (see the recipe's comment)
+    command = next(c for c in results["commands"] if c.startswith("repic caption "))
+    assert f"--box-style {recipe.data.box_style}" in command
+    args = shlex.split(command.split("#")[0])[1:]
+    args[args.index("MODEL")] = str(out / "runs" / "repic" / "final")
+    args[args.index("--eval") + 1] = str(out / "data" / "eval" / "vlt.jsonl")
+    args[args.index("--mode") + 1] = "auto"
+    args[args.index("--out") + 1] = str(tmp_path / "vlt")
+    code, printed = run_repic(*args)
+    assert code == 0, printed
+    remade = [json.loads(line) for line in (tmp_path / "vlt" / "answers.jsonl").read_text().splitlines()]
+    shown = [json.loads(line) for line in (out / "eval" / "repic" / "vlt.jsonl").read_text().splitlines()]
+    assert [row["prediction"] for row in remade] == [row["prediction"] for row in shown]
 
 @pytest.mark.slow
 def test_predictions_score_the_same_with_repic_eval(quick, tmp_path):

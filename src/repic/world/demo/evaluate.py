@@ -8,7 +8,8 @@
   ``tower:`` in ``repic.concepts.tower``, K = 2 as in the paper), so a reference shown may be of a concept
   that is not in the image; how often the first retrieved concept is in the image, and how many true
   concepts the top K hold, are counted too;
-- the OCT and VLT files (``eval/oct.jsonl``, ``eval/vlt.jsonl``), asked as RePIC trains them.
+- the OCT and VLT files (``eval/oct.jsonl``, ``eval/vlt.jsonl``), asked as RePIC trains them, boxes in the
+  training recipe's box style (``EvalSettings.box_style``).
 
 It writes one predictions file per evaluation (``<evaluation>.jsonl``, the JSONL rows ``repic eval``
 reads, plus the absolute image paths and the references shown, for the gallery) and a ``ModelResult``
@@ -71,6 +72,7 @@ class EvalSettings:
     batch_size: int = 16
     top_k: int = 2
     embedder: str = "builtin"
+    box_style: str = "json"  # how VLT asks for the box: the GRPO recipe's ``data.box_style``
 
 
 def predictions_path(out_dir: str | os.PathLike, evaluation: str) -> Path:
@@ -99,7 +101,8 @@ def evaluate_model(
     policy = load_for_captioning(model)
     generation = GenerationSettings(max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
     captioner = Captioner(
-        policy.model, policy.processor, database=database, retriever=retriever, settings=generation
+        policy.model, policy.processor, database=database, retriever=retriever, settings=generation,
+        box_style=settings.box_style,
     )
     out = Path(out_dir)
     runs = [(key, file, mode) for key, (file, mode) in CAPTION_EVALUATIONS.items()]

@@ -297,8 +297,9 @@ def run_demo(
     book = StageBook(paths.out, say=say)
     configs = training_configs(settings, paths)
     # Retrieval uses the base's own pretrained tower (frozen in every later model, so the same for all).
+    # VLT is asked in the box style the models were trained with (the GRPO recipe's).
     evaluation = EvalSettings(batch_size=settings.eval_batch_size, top_k=settings.top_k,
-                              embedder=f"tower:{paths.model('base')}")
+                              embedder=f"tower:{paths.model('base')}", box_style=configs["repic"].data.box_style)
     descriptions = model_descriptions(configs)
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -430,7 +431,8 @@ def equivalent_commands(
         f"--out {paths.run('sft')} --max-steps {sft.optim.max_steps} "
         + sets({**settings.sft_overrides, **common}),
         f"repic caption MODEL --eval {eval_dir}/FILE.jsonl --mode skip|retrieve --top-k {settings.top_k} "
-        f"--embedder {evaluation.embedder} --max-new-tokens {evaluation.max_new_tokens} --out DIR"
+        f"--embedder {evaluation.embedder} --max-new-tokens {evaluation.max_new_tokens} "
+        f"--box-style {evaluation.box_style} --out DIR"
         "   # per model and evaluation file",
         f"repic eval {paths.out / 'eval'}/MODEL/EVALUATION.jsonl --database {eval_dir / 'database.json'}",
     ]
