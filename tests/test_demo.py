@@ -426,12 +426,12 @@ def test_sft_sees_as_many_samples_as_grpo_and_both_start_from_the_warmed_up_mode
     assert (sft.optim.max_steps, sft.sft.rows_per_step) == (100, 16)
     assert repic.model.name_or_path == sft.model.name_or_path == str(tmp_path / "runs" / "start" / "final")
     assert repic.grpo.warmup.steps == 0  # the warm-up ran once, as the start stage
-    # the start stage is the demo-tiny recipe's warm-up: 40 SFT steps over 64 samples at lr 1e-3
+    # the start stage is the demo-tiny recipe's warm-up: 40 SFT steps over 64 samples at lr 3e-4
     assert (start.method, start.optim.max_steps, start.data.max_samples, start.optim.learning_rate) == (
         "sft",
         40,
         64,
-        1e-3,
+        3e-4,
     )
     assert start.run.output_dir == str(tmp_path / "runs" / "start")
 
