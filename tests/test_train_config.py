@@ -68,7 +68,8 @@ def test_demo_recipe_follows_the_tiny_study():
     assert (grpo.num_generations, grpo.prompts_per_step, grpo.max_completion_length) == (8, 4, 48)
     assert (grpo.loss_type, grpo.beta, grpo.temperature, grpo.top_k) == ("dapo", 0.04, 1.0, 0)
     assert (config.optim.learning_rate, config.optim.lr_scheduler) == (1e-4, "constant")  # 5e-4 collapsed here
-    assert (grpo.warmup.steps, grpo.warmup.samples, grpo.warmup.learning_rate) == (40, 64, 1e-3)
+    assert (grpo.warmup.steps, grpo.warmup.samples, grpo.warmup.learning_rate) == (40, 64, 3e-4)
+    assert config.data.box_style == "list"  # the tiny base's own box format
 
 
 def test_a_recipe_for_the_other_trainer_is_refused():

@@ -14,7 +14,7 @@ everything, for tests and a first look, 15-20 s). What it chose and why:
   runs it once to make the *start* model; GRPO (its own warm-up off) and the SFT baseline both continue from
   that start, so the comparison between them is fair.
 - **400 GRPO steps** in the full demo, twice the recipe's ``optim.max_steps``: the rewards were still
-  climbing at 200 (numbers at ``FULL_STEPS``). They take most of the run: 581 of the 699 s of stages
+  climbing at 200 (numbers at ``FULL_STEPS``). They take most of the run: 577 of the 722 s of stages
   measured on 2 cores with the shipped base, over the ten-minute budget the demo aims at.
 - **SFT sees as many samples as GRPO saw prompts** (steps x prompts per step), rounded up to whole steps.
 - **``--world-size`` is the number of concepts**: a quarter of them (at least 4, the four-concept
