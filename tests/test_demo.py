@@ -251,7 +251,6 @@ def test_the_reported_warmup_command_remakes_the_start_model(quick, tmp_path):
     assert all(torch.equal(remade[name], original[name]) for name in original)
 
 
-
 @pytest.mark.slow
 def test_the_reported_caption_command_remakes_the_vlt_answers_in_the_recipes_box_style(quick, tmp_path):
     out, _, results = quick
@@ -269,6 +268,7 @@ def test_the_reported_caption_command_remakes_the_vlt_answers_in_the_recipes_box
     remade = [json.loads(line) for line in (tmp_path / "vlt" / "answers.jsonl").read_text().splitlines()]
     shown = [json.loads(line) for line in (out / "eval" / "repic" / "vlt.jsonl").read_text().splitlines()]
     assert [row["prediction"] for row in remade] == [row["prediction"] for row in shown]
+
 
 @pytest.mark.slow
 def test_predictions_score_the_same_with_repic_eval(quick, tmp_path):
