@@ -70,6 +70,8 @@ def test_demo_recipe_follows_the_tiny_study():
     assert (config.optim.learning_rate, config.optim.lr_scheduler) == (1e-4, "constant")  # 5e-4 collapsed here
     assert (grpo.warmup.steps, grpo.warmup.samples, grpo.warmup.learning_rate) == (40, 64, 3e-4)
     assert config.data.box_style == "list"  # the tiny base's own box format
+    # the demo asks every model's VLT in the GRPO recipe's style, so its SFT baseline must train in the same
+    assert load_config("sft-demo-tiny", method="sft").data.box_style == config.data.box_style
 
 
 def test_a_recipe_for_the_other_trainer_is_refused():
