@@ -101,6 +101,19 @@ def test_grpo_changes_the_language_model_and_not_the_frozen_vision_tower(grpo_ru
     assert grpo_run.trainable["parts"]["vision"]["trainable"] == 0
 
 
+def test_the_vision_cache_saves_most_encodings_and_changes_no_weight(grpo_run, data, tmp_path):
+    rows = [json.loads(line) for line in grpo_run.metrics_path.read_text().splitlines()]
+    # each image is shown 4 times (4 completions) in 3 passes: 12 lookups, of which the policy (rollout and
+    # loss) and the reference model (its own copy in full fine-tuning) encode one each
+    assert all(row["vision_cache/hit_rate"] == pytest.approx(10 / 12) for row in rows if not row.get("summary"))
+    without = train_grpo(grpo_config(data, tmp_path / "plain", "optim.max_steps=2", "data.tasks=[oct]",
+                                     "model.vision_cache=0"))
+    plain_rows = [json.loads(line) for line in without.metrics_path.read_text().splitlines()]
+    assert not any("vision_cache/hit_rate" in row for row in plain_rows)
+    cached, plain = weights(grpo_run.final_dir), weights(without.final_dir)
+    assert cached.keys() == plain.keys() and all(torch.equal(cached[n], plain[n]) for n in cached)
+
+
 def test_sampled_completions_and_heldout_rewards_are_recorded(grpo_run):
     completions = [json.loads(line) for line in (grpo_run.run_dir / "completions.jsonl").read_text().splitlines()]
     assert completions and {"step", "task", "prompt", "completion", "reward", "solution"} <= set(completions[0])

@@ -74,10 +74,14 @@ def load_for_captioning(
     ``attn_implementation="flash_attention_2"`` (flash-attn installed) matters for Qwen2.5-VL on GPUs:
     with it the vision tower attends over all its windows in one call, with ``sdpa`` one window at a time,
     which makes the vision tower most of the prefill of a batch.
+
+    The tower's features are cached per image (``repic.models.vision_cache``): references shown with many
+    queries are encoded once.
     """
     import torch
 
     from ..models.load import load_policy
+    from ..models.vision_cache import cache_vision_features
 
     folder = Path(resolve_model_name(str(model))).expanduser()
     adapter_config = folder / "adapter_config.json"
@@ -98,6 +102,7 @@ def load_for_captioning(
     else:
         policy = load_policy(model, **options)
     policy.model.eval()
+    cache_vision_features(policy.model)
     if max_pixels is None:
         cap_pixel_budget(policy.processor, OFFICIAL_MAX_PIXELS)
     return policy

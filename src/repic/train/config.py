@@ -86,6 +86,9 @@ class ModelSection:
     finetune: str = field(default="lora", metadata=_choices(*FINETUNE_MODES))
     lora: LoraSection = field(default_factory=LoraSection)
     freeze_vision: bool = True
+    # GRPO with a frozen tower: how many images' features are kept for reuse (repic.models.vision_cache);
+    # each image of a step is then encoded once instead of once per completion and pass. 0 turns it off.
+    vision_cache: int = 256
     gradient_checkpointing: bool = False
 
 
@@ -454,6 +457,8 @@ def _problems(config: TrainConfig) -> typing.Iterator[str]:
         "run.save_total_limit": run.save_total_limit,
         "heldout.per_task": config.heldout.per_task,
     }
+    if config.model.vision_cache < 0:
+        yield f"model.vision_cache must be 0 (off) or a number of images, got {config.model.vision_cache}"
     for key, value in positive.items():
         if value < 1:
             yield f"{key} must be at least 1, got {value}"

@@ -51,6 +51,7 @@ from trl import GRPOConfig
 
 from ..data.samples import load_samples
 from ..errors import RepicError
+from ..models.vision_cache import cache_vision_features
 from ..progress import Progress, say_nothing
 from ..records import Sample
 from ..rewards import make_reward_funcs
@@ -74,18 +75,38 @@ from .trl_compat import PhaseTimedGRPOTrainer, enable_compiled_generation
 
 
 class RepicGRPOTrainer(PhaseTimedGRPOTrainer):
-    """``GRPOTrainer`` plus phase timings in its logs, and compiled decoding when asked.
+    """``GRPOTrainer`` plus phase timings in its logs, a frozen tower's features reused, compiled decoding.
 
     Logged per step: ``time/generation`` (rollouts), ``time/rewards`` (the reward functions) and
     ``time/generate_and_score`` (rollouts, rewards, reference log-probabilities and advantages), from
     ``repic.train.trl_compat``; the metrics callback adds ``time/step`` and ``time/update`` (the rest:
     forward, backward, optimizer).
+
+    ``vision_cache`` images' features are kept (``repic.models.vision_cache``) in the policy and the
+    reference model: a frozen tower then encodes each image of a step once, not once per completion and
+    pass; the share of encodings saved is logged as ``vision_cache/hit_rate``. Not with DeepSpeed or FSDP,
+    whose sharded towers need every process in every forward.
     """
 
-    def __init__(self, *args: Any, compile_generation: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, compile_generation: bool = False, vision_cache: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.vision_caches = []
+        if vision_cache and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
+            if self.ref_model is not None:
+                # TRL loads the reference model with trainable parameters it never updates; frozen, its
+                # tower's features may be reused too
+                self.ref_model.requires_grad_(False)
+            models = [self.model] + ([self.ref_model] if self.ref_model is not None else [])
+            self.vision_caches = [c for m in models if (c := cache_vision_features(m, vision_cache)) is not None]
         if compile_generation:
             enable_compiled_generation(self)
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        # The share of image encodings the cache saved so far (7 of 8 when each prompt is sampled 8 times).
+        lookups = sum(cache.hits + cache.misses for cache in self.vision_caches)
+        if lookups and "train_runtime" not in logs:
+            logs["vision_cache/hit_rate"] = sum(cache.hits for cache in self.vision_caches) / lookups
+        super().log(logs, *args, **kwargs)
 
 
 class SampledReward:
@@ -300,6 +321,7 @@ def train_grpo(
         peft_config=peft_config,
         callbacks=[MetricsCallback(opened.log(opened.folder.metrics_path), stage="grpo", progress=say)],
         compile_generation=grpo.rollout.compile,
+        vision_cache=config.model.vision_cache if config.model.freeze_vision else 0,
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through ``progress`` and metrics.jsonl
     return finish_run(config, trainer, processor, opened, say, started, heldout_before,
