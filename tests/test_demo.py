@@ -67,7 +67,8 @@ def run_repic(*args: object) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
-    code, printed = run_repic("demo", "--quick", "--out", out)
+    # two lanes: SFT and three evaluations run in a second process while GRPO trains
+    code, printed = run_repic("demo", "--quick", "--out", out, "--lanes", 2)
     assert code == 0, printed
     results = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
     return out, printed, results
@@ -309,6 +310,17 @@ def test_a_second_run_reuses_every_stage_and_reports_the_same_numbers(quick):
     assert again["models"] == results["models"] and again["timings"] == results["timings"]
 
 
+@pytest.mark.slow
+def test_one_lane_gives_the_same_results_and_times_stages_in_turn(quick, tmp_path):
+    _, _, two_lanes = quick
+    code, printed = run_repic("demo", "--quick", "--out", tmp_path / "one", "--lanes", 1)
+    assert code == 0, printed
+    one_lane = json.loads((tmp_path / "one" / "report" / "results.json").read_text(encoding="utf-8"))
+    assert one_lane["models"] == two_lanes["models"] and list(one_lane["timings"]) == STAGES
+    # in turn, the stages' sum is the run's time; side by side, the wall clock is reported beside it
+    assert "wall_seconds" not in one_lane and two_lanes["wall_seconds"] > 0
+
+
 def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
     code, printed = run_repic("demo", "--quick", "--out", tmp_path)
@@ -513,6 +525,19 @@ def test_gallery_rows_refuse_predictions_of_different_queries(tmp_path):
         evaluate_module.gallery_rows({"a": tmp_path / "a", "b": tmp_path / "b"}, per_evaluation=1)
 
 
+def test_gallery_rows_match_queries_by_their_file_name_in_the_data_not_where_they_were_made(tmp_path):
+    # a copied run folder: one model's predictions were made in the old folder, the other's in the new one
+    for name, root in (("old", "/runs/old"), ("new", "/runs/new")):
+        for key in evaluate_module.CAPTION_EVALUATIONS:
+            row = {"image": "scenes/heldout/x.png", "image_path": f"{root}/world/scenes/heldout/x.png",
+                   "concepts": ["<bo>"], "references": [], "prediction": f"by {name}", "question": "q"}
+            (tmp_path / name).mkdir(exist_ok=True)
+            (tmp_path / name / f"{key}.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    rows = evaluate_module.gallery_rows({"old": tmp_path / "old", "new": tmp_path / "new"}, per_evaluation=1)
+    assert len(rows) == len(evaluate_module.CAPTION_EVALUATIONS)
+    assert rows[0].captions == {"old": "by old", "new": "by new"}
+
+
 def test_quick_and_full_settings():
     full, quick = demo_settings(), demo_settings(quick=True, steps=5, seed=3)
     assert (full.grpo_steps, full.world.n_train_concepts, full.build.counts["ict_multi"]) == (400, 48, 500)
@@ -524,6 +549,9 @@ def test_quick_and_full_settings():
         3,
     )
     assert full.out == Path("repic-demo")
+    assert demo_settings(lanes=1).lanes == 1 and full.lanes == min(2, settings_module.usable_cores())
+    with pytest.raises(RepicError, match="--lanes is 1"):
+        demo_settings(lanes=3)
 
 
 def prediction(concepts: list[str], prediction: str, offered: list[str] | None = None, **extra) -> dict:

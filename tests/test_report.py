@@ -7,6 +7,7 @@ report (with plots, whose rendering costs most of this file's time) is written o
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,18 @@ def test_report_folder_has_every_file(report):
         "name_scores_strict.png",
     ]
     assert not list(report.folder.parent.glob(".report.*"))  # no staging folder left behind
+
+
+def test_stages_that_overlapped_report_their_wall_clock_beside_their_sum():
+    overlapped = replace(hand_results(), wall_seconds=70.25)
+    assert Results.from_json(json.loads(json.dumps(overlapped.to_json()))) == overlapped
+    assert "wall_seconds" not in hand_results().to_json()  # stages in turn: their sum is the run's time
+    assert markdown_rows(render_markdown(overlapped), "## Timings")[-2:] == [
+        ["sum of the stages", "102.5 s (1:42)"],
+        ["wall clock (stages side by side)", "70.2 s (1:10)"],
+    ]
+    with pytest.raises(RepicError, match="must be a number of seconds >= 0"):
+        replace(hand_results(), wall_seconds=-1.0)
 
 
 def test_results_json_round_trips(report):

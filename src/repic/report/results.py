@@ -143,11 +143,13 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class Results:
-    """A comparison of models; see the module docs. ``timings`` maps stage name to seconds, in run order."""
+    """A comparison of models; see the module docs. ``timings`` maps stage name to seconds, in run order;
+    ``wall_seconds`` is the stages' wall-clock time where some ran side by side (None: their sum)."""
 
     models: Sequence[ModelResult]
     title: str = "RePIC comparison"
     timings: Mapping[str, float] = field(default_factory=dict)
+    wall_seconds: float | None = None
     commands: Sequence[str] = ()
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     checks: Sequence[ClaimCheck] = ()
@@ -173,7 +175,9 @@ class Results:
             for name, scores in (("recognition", model.recognition), ("localization", model.localization)):
                 if scores is not None:
                     _check_scores(scores, f"model {model.label!r}, {name}")
-        for stage, seconds in self.timings.items():
+        for stage, seconds in {**self.timings, "(wall clock)": self.wall_seconds}.items():
+            if stage == "(wall clock)" and seconds is None:
+                continue
             if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
                 raise RepicError(
                     f"timing of stage {stage!r} must be a number of seconds >= 0, not {seconds!r}"
@@ -210,6 +214,7 @@ class Results:
             "machine": self.machine,
             "models": [_model_to_json(model) for model in self.models],
             "timings": dict(self.timings),
+            **({} if self.wall_seconds is None else {"wall_seconds": self.wall_seconds}),
             "commands": list(self.commands),
             "configs": copy.deepcopy(dict(self.configs)),  # a caller editing the document leaves us alone
             "checks": [asdict(check) for check in self.checks],
@@ -238,6 +243,7 @@ class Results:
                 str(stage): _number(seconds, f"{where}: timings.{stage}")
                 for stage, seconds in _typed(obj, "timings", dict, where).items()
             },
+            wall_seconds=None if obj.get("wall_seconds") is None else _number(obj["wall_seconds"], f"{where}: wall_seconds"),
             commands=[
                 _string(c, f"{where}: commands[{i}]")
                 for i, c in enumerate(_typed(obj, "commands", list, where))

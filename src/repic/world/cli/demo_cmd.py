@@ -56,12 +56,20 @@ def demo_command(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the world, the data and the training runs.")
     ] = 0,
+    lanes: Annotated[
+        int | None,
+        typer.Option(
+            "--lanes",
+            help="2: train the SFT baseline and evaluate base, start and SFT beside RePIC's GRPO, in a second "
+            "process; 1: every stage in turn (default: 2 on a machine with 2 or more cores). Same results.",
+        ),
+    ] = None,
 ) -> None:
     """Run RePIC end to end on the built-in world and tiny model: data, training, evaluation, report."""
     from ...report import results_table
     from ..demo import DemoInterrupted, demo_settings, run_demo
 
-    settings = demo_settings(quick=quick, steps=steps, world_size=world_size, out=out, seed=seed)
+    settings = demo_settings(quick=quick, steps=steps, world_size=world_size, out=out, seed=seed, lanes=lanes)
     quiet_libraries()
     command = " ".join(
         [
@@ -73,6 +81,7 @@ def demo_command(
             str(out),
             *([] if reuse else ["--fresh"]),
             *_option("--seed", seed or None),
+            *_option("--lanes", lanes),
         ]
     )
     try:

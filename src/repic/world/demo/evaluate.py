@@ -229,6 +229,10 @@ def read_model_result(out_dir: str | os.PathLike) -> ModelResult:
     return Results.from_json(document, str(path)).models[0]
 
 
+def _query_of(row: Mapping[str, Any]) -> str:
+    return row.get("image") or row["image_path"]
+
+
 def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) -> list[GalleryRow]:
     """Gallery rows: the first ``per_evaluation`` queries of each caption evaluation, every model's caption.
 
@@ -241,7 +245,9 @@ def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) 
         first = next(iter(by_model.values()))
         for index, row in enumerate(first[:per_evaluation]):
             for label, predictions in by_model.items():
-                if len(predictions) <= index or predictions[index]["image_path"] != row["image_path"]:
+                # the query as the evaluation file names it: a copied run folder's reused predictions keep the
+                # absolute paths of where they were made
+                if len(predictions) <= index or _query_of(predictions[index]) != _query_of(row):
                     raise RepicError(
                         f"the {key} predictions of {label} ({outputs[label]}) do not answer the same queries in "
                         "the same order as the other models'; evaluate the models again (repic demo --fresh)"

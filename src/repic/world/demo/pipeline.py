@@ -46,6 +46,7 @@ from ...progress import Progress
 from ...report import ClaimCheck, Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
 from ...tasks import TASKS
 from .evaluate import EvalSettings, evaluate_model, gallery_rows, read_model_result
+from .lanes import LaneInterrupted, SecondLane
 from .settings import GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
 
 DEMO_FILE = "demo.json"
@@ -303,6 +304,7 @@ def run_demo(
     descriptions = model_descriptions(configs)
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
+    stages_started = time.perf_counter()
     try:
         world = book.run(
             "world",
@@ -324,27 +326,19 @@ def run_demo(
             paths.run("start"),
             _Trainer("start", start, say, warmup_of=configs["with_warmup"]),
         ).token
-        for name in ("repic", "sft"):
-            key = {"config": config_to_dict(configs[name]), "start": made["start"], "data": data.token}
-            made[name] = book.run(name, key, paths.run(name), _Trainer(name, configs[name], say)).token
-        for name in MODELS:
-            key = {"settings": asdict(evaluation), "model": made[name], "data": data.token}
-            book.run(
-                f"eval-{name}",
-                key,
-                paths.evaluation(name),
-                lambda n=name: evaluate_model(
-                    paths.model(n),
-                    paths.data,
-                    paths.evaluation(n),
-                    label=n,
-                    description=descriptions[n],
-                    settings=evaluation,
-                    progress=lambda line: say(f"eval {line}"),
-                ),
-            )
+        plan = StagePlan(paths, configs, evaluation, descriptions, data.token)
+        if settings.lanes > 1:
+            _two_lanes(book, plan, made, settings.threads, say)
+        else:
+            train_stage(book, plan, made, "repic", say)
+            side_stages(book, plan, made, say)
+        evaluate_stage(book, plan, made, "repic", say)
     finally:
         torch.set_num_threads(threads)
+    # With two lanes the stages overlap: the wall clock says how long they took (a run that reused stages
+    # took less than their records say, so it has none)
+    overlapped = settings.lanes > 1 and not any(record.reused for record in book.records.values())
+    wall_seconds = round(time.perf_counter() - stages_started, 3) if overlapped else None
 
     say("report: started")
     started = time.perf_counter()
@@ -352,6 +346,7 @@ def run_demo(
         models=[read_model_result(paths.evaluation(name)) for name in MODELS],
         title=f"RePIC demo ({settings.mode}): tiny Qwen2.5-VL on held-out concepts of the synthetic world",
         timings={name: record.seconds for name, record in book.records.items()},
+        wall_seconds=wall_seconds,
         commands=equivalent_commands(settings, paths, configs, evaluation, command),
         configs={
             "demo": {
@@ -378,6 +373,70 @@ def run_demo(
     )
     say(f"report: done in {time.perf_counter() - started:.1f} s")
     return DemoOutcome(results, written, book.records)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What the stages after the start model need, as plain data (the second lane gets it pickled)."""
+
+    paths: DemoPaths
+    configs: dict[str, Any]
+    evaluation: EvalSettings
+    descriptions: dict[str, str]
+    data_token: str
+
+
+def train_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name: str, say: Progress) -> None:
+    """Train ``repic`` or ``sft`` from the start model; its token goes into ``made``."""
+    from ...train.config import config_to_dict
+
+    config = plan.configs[name]
+    key = {"config": config_to_dict(config), "start": made["start"], "data": plan.data_token}
+    made[name] = book.run(name, key, plan.paths.run(name), _Trainer(name, config, say)).token
+
+
+def evaluate_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name: str, say: Progress) -> None:
+    """Evaluate one of ``MODELS`` on every held-out file."""
+    key = {"settings": asdict(plan.evaluation), "model": made[name], "data": plan.data_token}
+    book.run(
+        f"eval-{name}",
+        key,
+        plan.paths.evaluation(name),
+        lambda: evaluate_model(
+            plan.paths.model(name),
+            plan.paths.data,
+            plan.paths.evaluation(name),
+            label=name,
+            description=plan.descriptions[name],
+            settings=plan.evaluation,
+            progress=lambda line: say(f"eval {line}"),
+        ),
+    )
+
+
+def side_stages(book: StageBook, plan: StagePlan, made: dict[str, str], say: Progress | None = None) -> dict[str, str]:
+    """The stages that do not wait for RePIC: the SFT baseline, then the evaluations of base, start and sft."""
+    say = say or book.say
+    train_stage(book, plan, made, "sft", say)
+    for name in ("base", "start", "sft"):
+        evaluate_stage(book, plan, made, name, say)
+    return made
+
+
+def _two_lanes(book: StageBook, plan: StagePlan, made: dict[str, str], threads: int, say: Progress) -> None:
+    """GRPO here while ``side_stages`` run in a second process (``repic.world.demo.lanes``)."""
+    lane = SecondLane(book.folder, side_stages, (plan, dict(made)), threads=threads, say=say).start()
+    try:
+        train_stage(book, plan, made, "repic", say)
+    except BaseException as exc:
+        lane.stop(wait=isinstance(exc, DemoInterrupted | KeyboardInterrupt))
+        raise
+    try:
+        records, lane_made = lane.join()
+    except LaneInterrupted as exc:
+        raise DemoInterrupted(str(exc)) from None
+    book.records.update(records)
+    made.update(lane_made)
 
 
 def model_descriptions(configs: dict[str, Any]) -> dict[str, str]:

@@ -26,11 +26,16 @@ everything, for tests and a first look, 15-20 s). What it chose and why:
   training scenes are exactly the default world's, the ones the shipped base was pretrained on.
 - **One torch thread**: the tiny model's matrices are small, and on a busy 2-core machine a second thread
   made training steps many times slower (measured for the ``demo-tiny`` recipe).
+- **Two lanes where there are two cores.** With one thread per stage, a second core would idle through
+  GRPO, so the SFT baseline and the evaluations of base, start and SFT (none needs RePIC) run beside it in
+  a second process (``repic.world.demo.lanes``); ``--lanes 1`` runs every stage in turn. Results do not
+  depend on it: every stage is seeded and keeps its own record.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,7 @@ SFT_RECIPE = "sft-demo-tiny"
 DEFAULT_OUT = Path("repic-demo")
 MIN_WORLD_SIZE = 8  # 4 held-out concepts (the four-concept evaluation) and 4 to train on
 MIN_HELDOUT = 4
+MAX_LANES = 2  # GRPO, and beside it everything that does not wait for it
 
 # GRPO steps of the full demo: twice the recipe's 200, because the rewards were still climbing there.
 # Measured on the default world, one thread: with the first shipped base, held-out single-concept F1 0.69
@@ -102,6 +108,7 @@ class DemoSettings:
     eval_batch_size: int = 16
     top_k: int = 2  # retrieved concepts per query, the paper's K
     gallery_per_evaluation: int = 4  # gallery rows per caption evaluation
+    lanes: int = 1  # 2: the stages that do not wait for GRPO run beside it, in a second process
 
     @property
     def mode(self) -> str:
@@ -141,10 +148,18 @@ def demo_settings(
     world_size: int | None = None,
     out: str | Path | None = None,
     seed: int = 0,
+    lanes: int | None = None,
 ) -> DemoSettings:
-    """The settings of a full (default) or quick demo, with the user's steps, world size and folder."""
+    """The settings of a full (default) or quick demo, with the user's steps, world size and folder.
+
+    ``lanes``: 1 runs the stages one after the other, 2 runs the SFT baseline and the evaluations that do not
+    need RePIC beside its GRPO training; default 2 where this process may use 2 or more cores."""
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise RepicError(f"--steps is the number of GRPO steps and must be at least 1, got {steps!r}")
+    if lanes is None:
+        lanes = min(MAX_LANES, usable_cores())
+    elif isinstance(lanes, bool) or lanes not in range(1, MAX_LANES + 1):
+        raise RepicError(f"--lanes is 1 (stages in turn) or 2 (SFT and evaluations beside GRPO), got {lanes!r}")
     base_world = QUICK_WORLD if quick else FULL_WORLD
     world = scaled_world(world_size, base_world) if world_size is not None else base_world
     world = replace(world, seed=seed)
@@ -168,6 +183,7 @@ def demo_settings(
             warmup_overrides={"grpo.warmup.steps": 4, "grpo.warmup.samples": 16, "grpo.warmup.batch_size": 4},
             eval_batch_size=16,
             gallery_per_evaluation=2,
+            lanes=lanes,
         )
     return DemoSettings(
         out=folder,
@@ -176,7 +192,16 @@ def demo_settings(
         build=BuildConfig(seed=seed),
         grpo_steps=steps or FULL_STEPS,
         seed=seed,
+        lanes=lanes,
     )
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def sft_steps_for(grpo_samples: int, rows_per_step: int) -> int:
