@@ -2,7 +2,7 @@
 
 The demo is a fixed recipe with three knobs a user may turn (``--steps``, ``--world-size``, ``--out``) and
 two sizes: *full* (the default: the default concept world with larger evaluation sets, the ``demo-tiny``
-GRPO recipe, about 12 minutes on a 2-core CPU) and *quick* (a world of 12 concepts and a few steps of
+GRPO recipe, about 9-10 minutes on a 2-core CPU) and *quick* (a world of 12 concepts and a few steps of
 everything, for tests and a first look, 15-20 s). What it chose and why:
 
 - **The recipes stay the source of the training settings.** The demo trains with the shipped recipes
@@ -14,8 +14,8 @@ everything, for tests and a first look, 15-20 s). What it chose and why:
   runs it once to make the *start* model; GRPO (its own warm-up off) and the SFT baseline both continue from
   that start, so the comparison between them is fair.
 - **400 GRPO steps** in the full demo, twice the recipe's ``optim.max_steps``: the rewards were still
-  climbing at 200 (numbers at ``FULL_STEPS``). They take most of the run: 577 of the 722 s of stages
-  measured on 2 cores with the shipped base, over the ten-minute budget the demo aims at.
+  climbing at 200 (numbers at ``FULL_STEPS``). They take most of the run: 515 of the 546 s of stages
+  measured on 2 cores with the shipped base and two lanes (565 of 677 s with one lane).
 - **SFT sees as many samples as GRPO saw prompts** (steps x prompts per step), rounded up to whole steps.
 - **``--world-size`` is the number of concepts**: a quarter of them (at least 4, the four-concept
   evaluation needs 4) are held out; scene counts that are totals scale with the number of concepts, those
