@@ -13,7 +13,7 @@ step does the same work. The first steps are dropped as warm-up; the rest are ti
 the last line then gives, per shape, the median step time of each setting and their ratio.
 
 Usage: python benchmarks/grpo_step.py [--steps 12] [--warmup 2] [--threads 1] [--shape 8x64 demo]
-       [--vision-cache 256] [--rounds 1]
+       [--vision-cache 64] [--rounds 1]
 Prints one JSON line per shape, setting and round.
 """
 
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the timing")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shape", nargs="+", choices=sorted(SHAPES), default=["8x64", "demo"])
-    parser.add_argument("--vision-cache", nargs="+", type=int, default=[256],
+    parser.add_argument("--vision-cache", nargs="+", type=int, default=[64],
                         help="model.vision_cache values to compare (0: off)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions of every run")
     args = parser.parse_args()

@@ -88,7 +88,7 @@ class ModelSection:
     freeze_vision: bool = True
     # GRPO with a frozen tower: how many images' features are kept for reuse (repic.models.vision_cache);
     # each image of a step is then encoded once instead of once per completion and pass. 0 turns it off.
-    vision_cache: int = 256
+    vision_cache: int = 64
     gradient_checkpointing: bool = False
 
 
