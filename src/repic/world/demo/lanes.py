@@ -77,13 +77,16 @@ class SecondLane:
         return self
 
     def _read(self) -> None:
+        exited = False
         while True:
             try:
-                message = self.messages.get(timeout=0.5)
+                # once the process has exited, what it sent before is still in the pipe: read it out first
+                message = self.messages.get(timeout=1.0 if exited else 0.5)
             except queue_module.Empty:
-                if not self.process.is_alive():  # died without a word (killed): nothing more will come
-                    self.outcome = self.outcome or ("crash", {}, f"the second lane exited with code {self.process.exitcode}")
+                if exited:  # ended without a word (killed): nothing more will come
+                    self.outcome = ("crash", {}, f"the second lane exited with code {self.process.exitcode}")
                     return
+                exited = not self.process.is_alive()
                 continue
             if message[0] == "line":
                 self.say(message[1])
