@@ -175,13 +175,10 @@ class Results:
             for name, scores in (("recognition", model.recognition), ("localization", model.localization)):
                 if scores is not None:
                     _check_scores(scores, f"model {model.label!r}, {name}")
-        for stage, seconds in {**self.timings, "(wall clock)": self.wall_seconds}.items():
-            if stage == "(wall clock)" and seconds is None:
-                continue
-            if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
-                raise RepicError(
-                    f"timing of stage {stage!r} must be a number of seconds >= 0, not {seconds!r}"
-                )
+        for stage, seconds in self.timings.items():
+            _check_seconds(seconds, f"timing of stage {stage!r}")
+        if self.wall_seconds is not None:
+            _check_seconds(self.wall_seconds, "the wall-clock timing")
 
         # Configs come from dataclasses and YAML: held as plain JSON values from here on (paths become
         # strings, anything else that JSON cannot hold is refused now, not when the report is written).
@@ -428,6 +425,11 @@ def _int(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise RepicError(f"{where} must be a whole number, found {json.dumps(value)[:60]}")
     return value
+
+
+def _check_seconds(seconds: Any, what: str) -> None:
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
+        raise RepicError(f"{what} must be a number of seconds >= 0, not {seconds!r}")
 
 
 def _number(value: Any, where: str) -> float:
