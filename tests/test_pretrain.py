@@ -10,6 +10,7 @@ import json
 import random
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 import torch
@@ -27,6 +28,7 @@ from repic.world.pretrain import (
     RECORD_FILE,
     FinalStage,
     PretrainConfig,
+    _world,
     pretrain_tiny,
 )
 from repic.world.pretrain_data import (
@@ -414,6 +416,17 @@ def test_finish_from_runs_only_the_final_stages_and_keeps_the_earlier_record(pre
     assert finished["final_stages"][-1]["mix"] == MATCHING_STAGE_MIX.to_dict()
     assert finished["training"] == record["training"]  # the curriculum's account, carried over
     assert (tmp_path / "finished" / "vision_record.json").is_file()
+
+
+def test_a_work_folder_used_before_gives_its_world_again_or_a_new_one_for_another_config(tmp_path):
+    said = []
+    first = _world(None, SMALL_WORLD, tmp_path, said.append)
+    again = _world(None, SMALL_WORLD, tmp_path, said.append)  # raised "already holds an output" before
+    assert "reusing" in said[-1] and again.meta["config"] == first.meta["config"]
+    assert sorted(again.concepts) == sorted(first.concepts)
+    other = replace(SMALL_WORLD, seed=SMALL_WORLD.seed + 1)
+    regenerated = _world(None, other, tmp_path, said.append)
+    assert "generating" in said[-1] and regenerated.meta["config"] == other.to_dict()
 
 
 def test_finish_from_refuses_a_folder_without_a_record_and_another_world(pretrained, world, tmp_path):

@@ -85,7 +85,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, PrinterCall
 from trl import SFTConfig
 
 from ..atomic import atomic_folder, atomic_write_json
-from ..data.collection import Collection, load_collection
+from ..data.collection import COLLECTION_FILE, Collection, load_collection
 from ..errors import RepicError
 from ..models.load import set_vision_trainable
 from ..progress import Progress, say_nothing
@@ -279,8 +279,14 @@ def _world(world_dir: str | os.PathLike | None, config: WorldConfig, work: Path,
     if world_dir is not None:
         say(f"world: reading {world_dir}")
         return load_collection(world_dir)
-    say(f"world: generating WorldConfig(seed={config.seed}) in {work / 'world'}")
-    return generate_world(work / "world", config)
+    generated = work / "world"
+    if (generated / COLLECTION_FILE).is_file():  # a --work folder used before: its world, if it is the same one
+        earlier = load_collection(generated)
+        if earlier.meta.get("config") == config.to_dict():
+            say(f"world: reusing WorldConfig(seed={config.seed}) generated earlier in {generated}")
+            return earlier
+    say(f"world: generating WorldConfig(seed={config.seed}) in {generated}")
+    return generate_world(generated, config, overwrite=generated.is_dir() and any(generated.iterdir()))
 
 
 def _curriculum(pool, config: PretrainConfig) -> list[dict]:
