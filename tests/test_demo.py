@@ -14,7 +14,7 @@ import json
 import re
 import shlex
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -231,11 +231,13 @@ def test_claim_checks_are_kept_in_results_json_report_md_and_the_printout(quick)
     page = (out / "report" / "report.md").read_text(encoding="utf-8")
     rows = markdown_rows(page, "## The claim, checked")
     assert [[html.unescape(row[0]), *row[1:]] for row in rows] == [
-        [check.statement, check.repic, check.other, "yes" if check.holds else "**no**"] for check in recomputed
+        [check.statement, check.repic, check.other,
+         ("yes" if check.holds else "**no**") + (f" ({check.note})" if check.note else "")] for check in recomputed
     ]
     for check in recomputed:
         verdict = "holds" if check.holds else "does NOT hold"
-        assert f"{verdict} {' ' * (13 - len(verdict))}{check.statement}: {check.repic} vs {check.other}" in printed
+        note = f" ({check.note})" if check.note else ""
+        assert f"{verdict} {' ' * (13 - len(verdict))}{check.statement}: {check.repic} vs {check.other}{note}" in printed
 
 
 @pytest.mark.slow
@@ -488,6 +490,25 @@ def test_claim_checks_compare_repic_with_base_on_every_task_and_with_sft_on_mult
         "RePIC > SFT, two F1 (official / strict)": False,  # 0.8 < 0.9
         "RePIC > SFT, four F1 (official / strict)": True,  # 0.8 > 0.6
     }
+
+
+def test_an_accuracy_claim_that_holds_by_less_than_chance_would_make_says_so():
+    def checks(repic_oct: float, base_oct: float, answers: int) -> dict[str, str]:
+        def with_answers(label, oct_accuracy):
+            model = model_result(label, 0.5, oct_accuracy, 0.0)
+            return replace(model, recognition=replace(model.recognition, total=answers))
+
+        results = Results(models=[with_answers("base", base_oct), model_result("start", 0.2, 0.5, 0.0),
+                                  model_result("sft", 0.2, 0.5, 0.0), with_answers("repic", repic_oct)])
+        return {check.statement: check.note for check in claim_checks(results) if check.holds}
+
+    # 76.0 vs 75.5 % of 200 answers is one answer: it holds, and it says the gap is within noise
+    assert checks(0.76, 0.755, 200)["RePIC > base, OCT accuracy"] == (
+        "within noise: a gap of 0.5 points, under twice its standard error (8.6 points; 200 and 200 answers)")
+    assert checks(0.85, 0.75, 200)["RePIC > base, OCT accuracy"] == ""  # ten points on 200 answers: not noise
+    assert checks(0.85, 0.75, 20)["RePIC > base, OCT accuracy"].startswith("within noise")  # the same on 20
+    assert all(note == "" for statement, note in checks(0.76, 0.755, 200).items() if "F1" in statement)  # no counts
+    assert "RePIC > base, OCT accuracy" not in checks(0.70, 0.755, 200)  # a claim that fails needs no note
 
 
 def test_module_doctests_pass():

@@ -77,6 +77,7 @@ def hand_results() -> Results:
         checks=[
             ClaimCheck("RePIC > base, two F1 (official / strict)", "75.0 / 100.0", "33.3 / 33.3", True),
             ClaimCheck("RePIC > base, VLT accuracy", "0.0", "25.0", False),
+            ClaimCheck("RePIC > base, OCT accuracy", "76.0", "75.5", True, "within noise: one answer"),
         ],
         machine="test machine",
         created="2025-01-02T03:04:05+00:00",
@@ -177,7 +178,7 @@ def test_results_json_round_trips(report):
     document = json.loads(report.results.read_text(encoding="utf-8"))
     assert document["format"] == "repic-results" and document["version"] == 2
     assert document["checks"][1] == {
-        "statement": "RePIC > base, VLT accuracy", "repic": "0.0", "other": "25.0", "holds": False
+        "statement": "RePIC > base, VLT accuracy", "repic": "0.0", "other": "25.0", "holds": False, "note": ""
     }
     # The path in the config is written as a string; the rate next to the counts is for readers.
     assert document["configs"]["grpo"] == {"beta": 0.04, "output": "runs/grpo"}
@@ -219,6 +220,7 @@ def test_report_tables_hold_hand_checked_numbers(report):
     assert markdown_rows(text, "## The claim, checked") == [
         ["RePIC &gt; base, two F1 (official / strict)", "75.0 / 100.0", "33.3 / 33.3", "yes"],  # ">" escaped
         ["RePIC &gt; base, VLT accuracy", "0.0", "25.0", "**no**"],
+        ["RePIC &gt; base, OCT accuracy", "76.0", "75.5", "yes (within noise: one answer)"],  # the note beside it
     ]
     # 12.0 + 90.5 = 102.5 s = 1:42 (rounded seconds).
     assert markdown_rows(text, "## Timings")[-1] == ["total", "102.5 s (1:42)"]
@@ -389,6 +391,16 @@ def test_version_1_results_read_without_checks():
     document["version"] = 1
     del document["checks"]
     assert Results.from_json(document).checks == []
+
+
+def test_checks_written_before_notes_existed_read_with_none():
+    document = hand_results().to_json()
+    for check in document["checks"]:
+        del check["note"]
+    assert [check.note for check in Results.from_json(document).checks] == ["", "", ""]
+    document["checks"][0]["note"] = 3
+    with pytest.raises(RepicError, match=r"checks\[0\]: 'note' must be a string"):
+        Results.from_json(document)
 
 
 @pytest.mark.parametrize(

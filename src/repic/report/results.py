@@ -121,12 +121,14 @@ class ModelResult:
 @dataclass(frozen=True)
 class ClaimCheck:
     """One comparison a claim makes: RePIC's number(s) against another model's, as shown (``"90.1 / 88.0"``),
-    and whether RePIC's are higher in every one."""
+    whether RePIC's are higher in every one, and ``note``: why a comparison that holds may still say little
+    (a gap smaller than chance would make; empty when there is nothing to add)."""
 
     statement: str
     repic: str
     other: str
     holds: bool
+    note: str = ""
 
 
 def describe_machine() -> str:
@@ -398,6 +400,7 @@ def _check_from_json(item: Any, where: str) -> ClaimCheck:
         repic=_typed(obj, "repic", str, where),
         other=_typed(obj, "other", str, where),
         holds=holds,
+        note=_typed(obj, "note", str, where) if "note" in obj else "",  # files written before it have none
     )
 
 

@@ -23,13 +23,15 @@ What it chose and why:
 - **The start model is made once.** GRPO and SFT both continue from it, so they differ only in how they
   are trained (see ``repic.world.demo.settings``).
 - **The claim is checked, not assumed**: ``claim_checks`` compares RePIC with the base on every task and
-  with SFT on 2- and 4-concept F1, in both scorer modes; the CLI prints whether each comparison holds.
+  with SFT on 2- and 4-concept F1, in both scorer modes; the CLI prints whether each comparison holds, and
+  an OCT or VLT comparison that holds by less than twice its standard error says so (``within_noise``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -508,14 +510,17 @@ def claim_checks(results: Results) -> list[ClaimCheck]:
         result = model.captions[key]
         return result.official.f1, result.strict.f1
 
-    def add(statement: str, mine: tuple[float, ...], theirs: tuple[float, ...]) -> None:
+    def add(statement: str, mine: tuple[float, ...], theirs: tuple[float, ...], counts: tuple[int, int] | None = None
+            ) -> None:
         shown = " / ".join
+        holds = all(a > b for a, b in zip(mine, theirs, strict=True))
         checks.append(
             ClaimCheck(
                 statement,
                 shown(percent(v) for v in mine),
                 shown(percent(v) for v in theirs),
-                all(a > b for a, b in zip(mine, theirs, strict=True)),
+                holds,
+                within_noise(mine[0], theirs[0], counts) if holds and counts else "",
             )
         )
 
@@ -525,15 +530,40 @@ def claim_checks(results: Results) -> list[ClaimCheck]:
         "RePIC > base, OCT accuracy",
         (repic.recognition.accuracy or 0.0,),
         (base.recognition.accuracy or 0.0,),
+        (repic.recognition.total, base.recognition.total),
     )
     add(
         "RePIC > base, VLT accuracy (IoU >= 0.5)",
         (repic.localization.accuracy or 0.0,),
         (base.localization.accuracy or 0.0,),
+        (repic.localization.total, base.localization.total),
     )
     for key in ("two", "four"):
         add(f"RePIC > SFT, {key} F1 (official / strict)", f1s(repic, key), f1s(sft, key))
     return checks
+
+
+def within_noise(mine: float, theirs: float, counts: tuple[int, int]) -> str:
+    """A note when the gap between two accuracies is under twice its standard error (``""`` otherwise).
+
+    The error is the unpaired one of two proportions, ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)``. Both
+    models answer the same questions, which makes the true error of the gap smaller, so this errs towards
+    calling a gap noise: 76.0 vs 75.5 % on 200 answers each (one answer) is, 85 vs 75 % is not.
+
+    >>> within_noise(0.76, 0.755, (200, 200))
+    'within noise: a gap of 0.5 points, under twice its standard error (8.6 points; 200 and 200 answers)'
+    >>> within_noise(0.85, 0.75, (200, 200))
+    ''
+    """
+    mine_n, theirs_n = counts
+    if min(mine_n, theirs_n) < 1:
+        return ""
+    error = math.sqrt(mine * (1 - mine) / mine_n + theirs * (1 - theirs) / theirs_n)
+    gap = mine - theirs
+    if gap >= 2 * error:
+        return ""
+    return (f"within noise: a gap of {100 * gap:.1f} points, under twice its standard error "
+            f"({200 * error:.1f} points; {mine_n} and {theirs_n} answers)")
 
 
 def describe_load() -> str:
