@@ -427,6 +427,9 @@ def test_a_work_folder_used_before_gives_its_world_again_or_a_new_one_for_anothe
     other = replace(SMALL_WORLD, seed=SMALL_WORLD.seed + 1)
     regenerated = _world(None, other, tmp_path, said.append)
     assert "generating" in said[-1] and regenerated.meta["config"] == other.to_dict()
+    (tmp_path / "world" / "collection.json").write_text("{ cut off", encoding="utf-8")  # damaged by a crash or a hand
+    remade = _world(None, other, tmp_path, said.append)
+    assert "generating" in said[-1] and remade.meta["config"] == other.to_dict()
 
 
 def test_finish_from_refuses_a_folder_without_a_record_and_another_world(pretrained, world, tmp_path):

@@ -58,8 +58,7 @@ def render_markdown(
             "RePIC's numbers against the other model's (percentages); the claim holds when RePIC's are higher "
             "in every one.",
             _table(("check", "RePIC %", "other %", "holds"),
-                   [[c.statement, c.repic, c.other, ("yes" if c.holds else "**no**") + (f" ({c.note})" if c.note else "")]
-                    for c in results.checks]),
+                   [[c.statement, c.repic, c.other, c.with_note("yes" if c.holds else "**no**")] for c in results.checks]),
         ]
     if plots:
         parts.append("## Plots")

@@ -130,6 +130,10 @@ class ClaimCheck:
     holds: bool
     note: str = ""
 
+    def with_note(self, verdict: str) -> str:
+        """``verdict`` as shown (``"yes"``, ``"holds"``), followed by the note in parentheses when there is one."""
+        return f"{verdict} ({self.note})" if self.note else verdict
+
 
 def describe_machine() -> str:
     """A one-line description of this machine: OS, architecture, CPU count and Python version."""

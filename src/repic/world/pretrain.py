@@ -281,8 +281,11 @@ def _world(world_dir: str | os.PathLike | None, config: WorldConfig, work: Path,
         return load_collection(world_dir)
     generated = work / "world"
     if (generated / COLLECTION_FILE).is_file():  # a --work folder used before: its world, if it is the same one
-        earlier = load_collection(generated)
-        if earlier.meta.get("config") == config.to_dict():
+        try:
+            earlier = load_collection(generated)
+        except RepicError:
+            earlier = None  # damaged: an intermediate file, so it is made again
+        if earlier is not None and earlier.meta.get("config") == config.to_dict():
             say(f"world: reusing WorldConfig(seed={config.seed}) generated earlier in {generated}")
             return earlier
     say(f"world: generating WorldConfig(seed={config.seed}) in {generated}")

@@ -99,8 +99,7 @@ def demo_command(
     for check in outcome.results.checks:
         verdict = "holds" if check.holds else "does NOT hold"
         say(
-            f"  {verdict:<13} {check.statement}: {check.repic} vs {check.other}"
-            + (f" ({check.note})" if check.note else ""),
+            check.with_note(f"  {verdict:<13} {check.statement}: {check.repic} vs {check.other}"),
             ("yellow" if check.note else "green") if check.holds else "red",
         )
     say("")
