@@ -13,6 +13,7 @@ import io
 import json
 import re
 import shlex
+import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from repic.world.demo import settings as settings_module
 from repic.world.demo.pipeline import (
     DEMO_FILE,
     MODELS,
+    STAGES_DIR,
     DemoPaths,
     StageBook,
     claim_checks,
@@ -313,6 +315,24 @@ def test_a_second_run_reuses_every_stage_and_reports_the_same_numbers(quick):
 
 
 @pytest.mark.slow
+def test_a_moved_run_folder_keeps_its_stages_and_reads_nothing_from_where_it_was(quick, tmp_path):
+    out, _, results = quick
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    code, printed = run_repic("demo", "--quick", "--out", moved)
+    assert code == 0, printed
+    for stage in STAGES:
+        assert re.search(rf"\] {stage}: reused", printed, re.M), stage
+    assert json.loads((moved / "report" / "results.json").read_text(encoding="utf-8"))["models"] == results["models"]
+    # stage keys and predictions name the run folder's files relative to it, never the old folder
+    for path in [*(moved / STAGES_DIR).glob("*.json"), *(moved / "eval").rglob("*.jsonl")]:
+        assert str(out) not in path.read_text(encoding="utf-8"), path
+    page = (moved / "report" / "gallery.html").read_text(encoding="utf-8")
+    shown = re.findall(r'<img src="([^"]+)"', page)
+    assert shown and all((moved / "report" / src).is_file() for src in shown)
+
+
+@pytest.mark.slow
 def test_one_lane_gives_the_same_results_and_times_stages_in_turn(quick, tmp_path):
     _, _, two_lanes = quick
     code, printed = run_repic("demo", "--quick", "--out", tmp_path / "one", "--lanes", 1)
@@ -353,6 +373,21 @@ def test_a_stage_runs_once_and_is_skipped_while_its_key_is_unchanged(tmp_path):
     )
     assert calls == [1]  # the second book found the record and did not run the action
     assert again.reused and again.token == first.token and not first.reused
+
+
+def test_keys_name_the_run_folder_as_a_mark_and_records_made_before_are_reused(tmp_path):
+    folder = tmp_path / "run"
+    key = {"file": f"{folder}/data/train.jsonl", "other": f"{folder}2/x", "embedder": f"tower:{folder}/base"}
+    book = StageBook(folder, say=lambda line: None)
+    record = book.run("data", key, folder / "data", lambda: None)
+    assert record.key == {"file": "$OUT/data/train.jsonl", "other": f"{folder}2/x", "embedder": "tower:$OUT/base"}
+    # a record written with absolute paths (before keys were portable) is reused, then kept in the new form
+    saved = json.loads((folder / STAGES_DIR / "data.json").read_text(encoding="utf-8"))
+    (folder / STAGES_DIR / "data.json").write_text(json.dumps({**saved, "key": key}), encoding="utf-8")
+    calls = []
+    again = StageBook(folder, say=lambda line: None).run("data", key, folder / "data", lambda: calls.append(1))
+    assert calls == [] and again.token == record.token
+    assert json.loads((folder / STAGES_DIR / "data.json").read_text(encoding="utf-8"))["key"] == record.key
 
 
 def test_a_changed_key_reruns_the_stage_on_a_cleared_folder_with_a_new_token(tmp_path):

@@ -127,6 +127,22 @@ def test_index_is_saved_next_to_the_database_and_reused(database):
     assert np.array_equal(second.index.vectors, first.index.vectors)
 
 
+def test_a_moved_database_reuses_its_index_and_retrieves_images_where_they_are_now(database, tmp_path):
+    embedder = MeanColourEmbedder()
+    open_index(database, embedder)
+    moved = tmp_path / "moved"
+    database.path.parent.rename(moved)
+    # The database's images were copied into its folder on save, so they moved with it.
+    reopened = load_database(moved / "database.json")
+    calls = embedder.calls
+    opened = open_index(reopened, embedder)
+    assert (opened.rebuilt, opened.reason, embedder.calls) == (False, "up to date", calls)
+    assert opened.index.images == [str(image) for concept in reopened for image in concept.images]
+    found = Retriever(reopened, opened.index, embedder, k=1).retrieve(Image.new("RGB", (16, 16), BLUE))
+    assert found[0].tag == "<blue>" and Path(found[0].image).is_file()
+    assert Path(found[0].image).is_relative_to(moved)
+
+
 @pytest.mark.parametrize(
     "change, reason",
     [
@@ -134,6 +150,7 @@ def test_index_is_saved_next_to_the_database_and_reused(database):
         ("image", "the database changed since the index was built"),
         ("embedder", "the saved index was built with fake:mean-rgb, not fake:other"),
         ("corrupt", "does not belong to"),
+        ("rows", "rows do not match the database's reference images"),
     ],
 )
 def test_index_is_rebuilt_when_the_database_or_embedder_changes(database, change, reason):
@@ -147,6 +164,11 @@ def test_index_is_rebuilt_when_the_database_or_embedder_changes(database, change
         solid(database.get("blue").images[0], (0, 0, 200))  # same path, new pixels
     elif change == "embedder":
         embedder = MeanColourEmbedder("fake:other")
+    elif change == "rows":  # a description edited by hand: its rows no longer pair with the images
+        meta_file = index_paths(database.path)[1]
+        meta = json.loads(meta_file.read_text())
+        meta["rows"][0][0] = "<blue>"
+        meta_file.write_text(json.dumps(meta))
     else:
         index_paths(database.path)[0].write_bytes(b"not an index")
     reopened = open_index(load_database(database.path), embedder)

@@ -11,8 +11,9 @@ otherwise embeds every reference image and saves the result. What it chose and w
   millisecond (``benchmarks/retrieval_latency.py``).
 - **Staleness by content, not by time**: the saved index records the database's ``content_hash`` (every
   concept's fields and image bytes, see ``ConceptDatabase.content_hash``) and the embedder's ``id``;
-  either differing means a rebuild. Moving the database folder does not; editing an info or replacing an
-  image does.
+  either differing means a rebuild. Moving the database folder does not (a current index takes its rows'
+  image paths from the database as it is now, so retrieval hands out images that exist); editing an info
+  or replacing an image does.
 - **Files**: ``database.json`` gets ``database.index.faiss`` (FAISS's own serialisation) and
   ``database.index.json`` (format, embedder id, database hash, one ``[tag, image]`` per row and the
   SHA-256 of the ``.faiss`` bytes, so a pair written by two different builds is detected). Both writes are
@@ -206,6 +207,24 @@ def read_index(path: str | os.PathLike) -> tuple[ConceptIndex | None, str]:
     return index, ""
 
 
+def _images_now(index: ConceptIndex, database: ConceptDatabase) -> list[str] | None:
+    """The image path of each saved row as ``database`` names it now, or ``None`` when they do not pair up.
+
+    The content hash covers each concept's images in order but not their paths, so the k-th row of a tag
+    is that concept's k-th image wherever the folder has moved since the index was saved.
+    """
+    seen: dict[str, int] = {}
+    images = []
+    for tag in index.tags:
+        concept, k = database.concepts.get(tag), seen.get(tag, 0)
+        if concept is None or k >= len(concept.images):
+            return None
+        seen[tag] = k + 1
+        images.append(str(concept.images[k]))
+    counts = {concept.tag: len(concept.images) for concept in database}
+    return images if seen == {tag: n for tag, n in counts.items() if n} else None
+
+
 def open_index(
     database: ConceptDatabase,
     embedder: Embedder,
@@ -238,7 +257,10 @@ def _open_index(
                 reason = f"the saved index was built with {saved.embedder_id}, not {embedder.id}"
             elif saved.database_hash != current_hash:
                 reason = "the database changed since the index was built"
+            elif (images := _images_now(saved, database)) is None:
+                reason = "the saved index's rows do not match the database's reference images"
             else:
+                saved.images = images
                 return OpenedIndex(saved, target, rebuilt=False, reason="up to date")
     else:
         reason = "rebuild requested" if rebuild else "the database has no file"

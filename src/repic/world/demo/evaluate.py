@@ -12,8 +12,9 @@
   training recipe's box style (``EvalSettings.box_style``).
 
 It writes one predictions file per evaluation (``<evaluation>.jsonl``, the JSONL rows ``repic eval``
-reads, plus the absolute image paths and the references shown, for the gallery) and a ``ModelResult``
-(``model_result.json``). What it chose and why:
+reads, plus the query's and the shown references' image paths for the gallery; every image path is
+written relative to the predictions' folder, so a moved run folder still finds them) and a ``ModelResult`` (``model_result.json``).
+What it chose and why:
 
 - **Scores come from the files just written**, read back with ``repic.evaluate.load_predictions`` and
   scored by the evaluation engine as ``repic eval`` scores them (``repic.evaluate.score_predictions``:
@@ -117,24 +118,39 @@ def evaluate_model(
                 f"{len(run.skipped)} of {len(queries)} queries of {eval_dir / file} could not be answered "
                 f"({first.query.where}: {first.reason}); rebuild the demo's data (repic demo --fresh)"
             )
-        atomic_write_jsonl(predictions_path(out, key), [_prediction_row(result) for result in run.results])
+        atomic_write_jsonl(predictions_path(out, key), [_prediction_row(result, out) for result in run.results])
         say(f"{label}: {key} ({mode}), {len(run.results)} answers in {time.perf_counter() - started:.1f} s")
     result = score_model(out, label=label, description=description, database=database)
     atomic_write_json(out / RESULT_FILE, Results(models=[result], title=label).to_json())
     return result
 
 
-def _prediction_row(result: Any) -> dict[str, Any]:
-    """The captioner's prediction row, plus the absolute query path and the references it showed."""
+def _prediction_row(result: Any, folder: Path) -> dict[str, Any]:
+    """The captioner's prediction row, plus the query's path and the references it showed (see the top)."""
     if result.mode == "retrieval":
         shown = [(found.tag, found.image) for found in result.retrieved]
     else:
         shown = list(result.query.references or [])
+    row = result.to_json()
+    for found in row.get("retrieved", []):
+        found["image"] = _relative_to(found["image"], folder)
     return {
-        **result.to_json(),
-        "image_path": str(result.query.image),
-        "references": [{"tag": tag, "image": str(image)} for tag, image in shown],
+        **row,
+        "image_path": _relative_to(result.query.image, folder),
+        "references": [{"tag": tag, "image": _relative_to(image, folder)} for tag, image in shown],
     }
+
+
+def _relative_to(path: str | os.PathLike, folder: Path) -> str:
+    try:
+        return os.path.relpath(Path(path).absolute(), folder.absolute())
+    except ValueError:  # another drive (Windows): no relative path exists
+        return str(Path(path).absolute())
+
+
+def _resolved(folder: str | os.PathLike, path: str) -> Path:
+    """A path a predictions row holds, relative to its folder (absolute in files written before)."""
+    return Path(os.path.normpath(Path(folder) / path))
 
 
 def score_model(
@@ -242,11 +258,11 @@ def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) 
     rows = []
     for key in CAPTION_EVALUATIONS:
         by_model = {label: _read_rows(predictions_path(folder, key)) for label, folder in outputs.items()}
-        first = next(iter(by_model.values()))
+        first_folder, first = next(iter(outputs.values())), next(iter(by_model.values()))
         for index, row in enumerate(first[:per_evaluation]):
             for label, predictions in by_model.items():
-                # the query as the evaluation file names it: a copied run folder's reused predictions keep the
-                # absolute paths of where they were made
+                # the query as the evaluation file names it: predictions written before their paths were
+                # relative hold the absolute paths of the folder they were made in
                 if len(predictions) <= index or _query_of(predictions[index]) != _query_of(row):
                     raise RepicError(
                         f"the {key} predictions of {label} ({outputs[label]}) do not answer the same queries in "
@@ -254,10 +270,11 @@ def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) 
                     )
             rows.append(
                 GalleryRow(
-                    query=Path(row["image_path"]),
+                    query=_resolved(first_folder, row["image_path"]),
                     concepts=row["concepts"],
                     references=[
-                        GalleryReference(Path(ref["image"]), ref["tag"]) for ref in row["references"]
+                        GalleryReference(_resolved(first_folder, ref["image"]), ref["tag"])
+                        for ref in row["references"]
                     ],
                     captions={
                         label: predictions[index]["prediction"] for label, predictions in by_model.items()

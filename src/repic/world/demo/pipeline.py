@@ -17,7 +17,9 @@ What it chose and why:
   whose key is unchanged. A stage's key holds the tokens of the stages it reads, so redoing a stage redoes
   everything downstream of it, and a stage interrupted half-way has no record and runs again from the
   start (its folder is cleared first). The base model's key is a digest of its weights, so replacing the
-  shipped base invalidates the start model. The report is always rewritten: it describes this run.
+  shipped base invalidates the start model. Paths inside the run folder are written into keys as
+  ``$OUT/...``, so a run folder moved or copied elsewhere keeps its finished stages. The report is always
+  rewritten: it describes this run.
 - **The run folder is guarded**: ``OUT`` must be new, empty or an earlier demo (``OUT/demo.json``);
   ``--fresh`` clears an earlier demo and nothing else.
 - **The start model is made once.** GRPO and SFT both continue from it, so they differ only in how they
@@ -33,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -54,6 +57,7 @@ from .settings import GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
 DEMO_FILE = "demo.json"
 DEMO_FORMAT = "repic-demo/1"
 STAGES_DIR = "stages"
+RUN_FOLDER_MARK = "$OUT"  # the run folder in a stage's key, so a moved run folder keeps its stages
 MODELS = ("base", "start", "sft", "repic")  # table order: where each model comes from, then the two methods
 REWARD_KEYS = RewardKeys(tasks={task: f"rewards/{task}/mean" for task in TASKS})  # TRL's per-reward means
 
@@ -85,20 +89,37 @@ class StageBook:
     def _record_path(self, name: str) -> Path:
         return self.folder / STAGES_DIR / f"{name}.json"
 
-    def _finished(self, name: str, key: dict[str, Any]) -> StageRecord | None:
+    def _portable(self, key: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``key`` as it reads back from a record, with the run folder written as ``$OUT``; and as it is."""
+        text = json.dumps(key, sort_keys=True, default=str)
+        folder = json.dumps(str(self.folder))[1:-1]  # as JSON escapes it inside a string
+        portable = re.sub(re.escape(folder) + r'(?=/|")', lambda _: RUN_FOLDER_MARK, text)
+        return json.loads(portable), json.loads(text)
+
+    def _write_record(self, record: StageRecord, finished: str) -> None:
+        atomic_write_json(
+            self._record_path(record.name),
+            {"stage": record.name, "key": record.key, "token": record.token, "seconds": record.seconds,
+             "finished": finished},
+        )
+
+    def _finished(self, name: str, key: dict[str, Any], absolute: dict[str, Any]) -> StageRecord | None:
         path = self._record_path(name)
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None  # absent, or damaged by hand: the stage runs again
-        if saved.get("key") != key or not isinstance(saved.get("token"), str):
+        if saved.get("key") not in (key, absolute) or not isinstance(saved.get("token"), str):
             return None
-        return StageRecord(name, key, saved["token"], float(saved.get("seconds", 0.0)), reused=True)
+        record = StageRecord(name, key, saved["token"], float(saved.get("seconds", 0.0)), reused=True)
+        if saved["key"] != key:  # a record from before keys were portable: written again in the new form
+            self._write_record(record, str(saved.get("finished", "")))
+        return record
 
     def run(self, name: str, key: dict[str, Any], output: Path, action: Callable[[], None]) -> StageRecord:
         """Run ``action`` (which writes ``output``) unless a record with this ``key`` exists."""
-        key = json.loads(json.dumps(key, sort_keys=True, default=str))  # as it reads back from the record
-        record = self._finished(name, key)
+        key, absolute = self._portable(key)
+        record = self._finished(name, key, absolute)
         if record is not None:
             self.say(f"{name}: reused (made earlier in {record.seconds:.1f} s)")
         else:
@@ -112,16 +133,7 @@ class StageBook:
                 time.perf_counter() - started, 3
             )  # as the record keeps it, so reruns report the same
             record = StageRecord(name, key, uuid.uuid4().hex, seconds, reused=False)
-            atomic_write_json(
-                self._record_path(name),
-                {
-                    "stage": name,
-                    "key": key,
-                    "token": record.token,
-                    "seconds": seconds,
-                    "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
-                },
-            )
+            self._write_record(record, datetime.now().astimezone().isoformat(timespec="seconds"))
             self.say(f"{name}: done in {record.seconds:.1f} s")
         self.records[name] = record
         return record
