@@ -103,7 +103,9 @@ class StageBook:
              "finished": finished},
         )
 
-    def _finished(self, name: str, key: dict[str, Any], absolute: dict[str, Any]) -> StageRecord | None:
+    def _finished(
+        self, name: str, key: dict[str, Any], absolute: dict[str, Any], *, rewrite: bool = True
+    ) -> StageRecord | None:
         path = self._record_path(name)
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
@@ -112,9 +114,13 @@ class StageBook:
         if saved.get("key") not in (key, absolute) or not isinstance(saved.get("token"), str):
             return None
         record = StageRecord(name, key, saved["token"], float(saved.get("seconds", 0.0)), reused=True)
-        if saved["key"] != key:  # a record from before keys were portable: written again in the new form
+        if saved["key"] != key and rewrite:  # a record from before keys were portable: kept in the new form
             self._write_record(record, str(saved.get("finished", "")))
         return record
+
+    def reusable(self, name: str, key: dict[str, Any]) -> StageRecord | None:
+        """The record ``run`` would reuse for the stage ``name`` and this ``key``, if any (it runs nothing)."""
+        return self._finished(name, *self._portable(key), rewrite=False)
 
     def run(self, name: str, key: dict[str, Any], output: Path, action: Callable[[], None]) -> StageRecord:
         """Run ``action`` (which writes ``output``) unless a record with this ``key`` exists."""
@@ -402,19 +408,25 @@ class StagePlan:
 
 def train_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name: str, say: Progress) -> None:
     """Train ``repic`` or ``sft`` from the start model; its token goes into ``made``."""
+    key = _train_key(plan, made, name)
+    made[name] = book.run(name, key, plan.paths.run(name), _Trainer(name, plan.configs[name], say)).token
+
+
+def _train_key(plan: StagePlan, made: dict[str, str], name: str) -> dict[str, Any]:
     from ...train.config import config_to_dict
 
-    config = plan.configs[name]
-    key = {"config": config_to_dict(config), "start": made["start"], "data": plan.data_token}
-    made[name] = book.run(name, key, plan.paths.run(name), _Trainer(name, config, say)).token
+    return {"config": config_to_dict(plan.configs[name]), "start": made["start"], "data": plan.data_token}
+
+
+def _eval_key(plan: StagePlan, made: dict[str, str], name: str) -> dict[str, Any]:
+    return {"settings": asdict(plan.evaluation), "model": made[name], "data": plan.data_token}
 
 
 def evaluate_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name: str, say: Progress) -> None:
     """Evaluate one of ``MODELS`` on every held-out file."""
-    key = {"settings": asdict(plan.evaluation), "model": made[name], "data": plan.data_token}
     book.run(
         f"eval-{name}",
-        key,
+        _eval_key(plan, made, name),
         plan.paths.evaluation(name),
         lambda: evaluate_model(
             plan.paths.model(name),
@@ -437,8 +449,22 @@ def side_stages(book: StageBook, plan: StagePlan, made: dict[str, str], say: Pro
     return made
 
 
+def _side_stages_reusable(book: StageBook, plan: StagePlan, made: dict[str, str]) -> bool:
+    """Whether every stage of ``side_stages`` would be reused (then a second lane has nothing to do)."""
+    sft = book.reusable("sft", _train_key(plan, made, "sft"))
+    if sft is None:
+        return False
+    tokens = {**made, "sft": sft.token}
+    return all(book.reusable(f"eval-{name}", _eval_key(plan, tokens, name)) for name in ("base", "start", "sft"))
+
+
 def _two_lanes(book: StageBook, plan: StagePlan, made: dict[str, str], threads: int, say: Progress) -> None:
-    """GRPO here while ``side_stages`` run in a second process (``repic.world.demo.lanes``)."""
+    """GRPO here while ``side_stages`` run in a second process (``repic.world.demo.lanes``); none is
+    started when they are all finished already."""
+    if _side_stages_reusable(book, plan, made):
+        train_stage(book, plan, made, "repic", say)
+        side_stages(book, plan, made, say)
+        return
     lane = SecondLane(book.folder, side_stages, (plan, dict(made)), threads=threads, say=say).start()
     try:
         train_stage(book, plan, made, "repic", say)
