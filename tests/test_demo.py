@@ -92,6 +92,7 @@ def test_quick_demo_writes_every_report_file_and_the_plots_are_images(quick):
     report = out / "report"
     for name in (
         "report.md",
+        "summary.md",
         "results.json",
         "gallery.html",
         "reward_curves.png",

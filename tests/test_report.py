@@ -32,6 +32,9 @@ from repic.report import (
     write_report,
 )
 from repic.report.markdown import duration, render_markdown
+from repic.report.readme import SECTION_END, SECTION_START, update_section
+from repic.report.readme import main as summary_main
+from repic.report.summary import summary_markdown
 
 
 def names(precision: float, recall: float, f1: float, correct: int, miss: int, total: int) -> NameScores:
@@ -149,6 +152,7 @@ def test_report_folder_has_every_file(report):
         "report.md",
         "results.json",
         "reward_curves.png",
+        "summary.md",
     ]
     assert report.markdown == report.folder / "report.md" and report.gallery == report.folder / "gallery.html"
     assert [p.name for p in report.plots] == [
@@ -474,7 +478,7 @@ def test_write_report_replaces_a_previous_report(tmp_path):
     write_report(out, quick_results())
     (out / "stale.txt").write_text("from an older run", encoding="utf-8")
     written = write_report(out, quick_results())
-    assert sorted(p.name for p in out.iterdir()) == ["report.md", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.md", "results.json", "summary.md"]
     assert written.plots == () and written.gallery is None
 
 
@@ -511,3 +515,63 @@ def test_retrieval_counts_round_trip_and_show_in_the_name_table(tmp_path):
     assert document["models"][0]["captions"]["two_retrieval"]["retrieval_recall"] == {"hits": 3, "total": 4, "rate": 0.75}
     text = render_markdown(results)
     assert "| 50.0 / 75.0 |" in text  # first retrieved in the image 1 of 2, true concepts found 3 of 4
+
+
+# ------------------------------------------------------------------------------------ summary.md
+def test_summary_table_and_lines_hold_hand_checked_numbers(report):
+    text = report.summary.read_text(encoding="utf-8")
+    assert text == summary_markdown(hand_results())
+    assert markdown_table_rows(text) == [
+        ["evaluation", "base", "repic"],
+        ["1 concept (3 captions)", "n/a", "**80.0**"],  # 4/5; base has no single-concept result
+        # official 75.0, strict 100.0 after the slash; absent named 1 of 2 and 0 of 2 in parentheses
+        ["2 concepts (2 captions; absent named %)", "33.3 (50.0)", "**75.0 / 100.0 (0.0)**"],
+        ["OCT accuracy % (balanced, chance 50)", "75.0", "**100.0**"],
+        ["VLT accuracy % at IoU 0.5 (mean IoU)", "**25.0 (0.200)**", "n/a"],
+    ]
+    assert "The claim holds in 2 of 3 checks. It does not hold for RePIC > base, VLT accuracy (0.0 vs 25.0). " \
+        "Noted: RePIC > base, OCT accuracy (within noise: one answer)." in text
+    assert "The stages took 102.5 s (1:42) one after the other; the longest, train, 90.5 s (1:30)." in text
+    assert "Retrieval" not in text  # no evaluation retrieved its references
+
+
+def test_summary_bolds_no_model_in_a_tie_and_gives_the_wall_clock_of_overlapped_stages():
+    results = hand_results()
+    tied = replace(results, models=[replace(m, recognition=results.models[0].recognition) for m in results.models],
+                   wall_seconds=70.25)  # fmt: skip
+    text = summary_markdown(tied)
+    assert ["OCT accuracy % (balanced, chance 50)", "75.0", "75.0"] in markdown_table_rows(text)
+    assert "70.2 s (1:10) of wall clock side by side (their sum 102.5 s (1:42))" in text
+
+
+def test_a_markdown_files_summary_section_is_rewritten_and_the_rest_kept(tmp_path, report):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n\n{SECTION_START}\nold table\n{SECTION_END}\n\nafter\n", encoding="utf-8")
+    assert summary_main([str(report.results), str(readme)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert text == f"# Title\n\nbefore\n\n{SECTION_START}\n\n{summary_markdown(hand_results())}\n{SECTION_END}\n\nafter\n"
+    assert summary_main([str(report.results), str(readme)]) == 0 and readme.read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize("content", ["no markers", f"{SECTION_END}\n{SECTION_START}", f"{SECTION_START}\n{SECTION_START}\n{SECTION_END}"])
+def test_a_markdown_file_without_one_summary_section_is_refused_and_left_as_it_was(tmp_path, report, content, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(content, encoding="utf-8")
+    assert summary_main([str(report.results), str(readme)]) == 2
+    assert "needs the lines" in capsys.readouterr().err and readme.read_text(encoding="utf-8") == content
+
+
+def test_the_readme_quotes_the_summary_of_the_demo_run_it_describes():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    summary = summary_markdown(read_results(root / "docs" / "demo" / "results.json"))
+    assert update_section(readme, summary) == readme, (
+        "README.md's results summary is not docs/demo/results.json's: run "
+        "python -m repic.report.readme docs/demo/results.json README.md"
+    )
+
+
+def markdown_table_rows(text: str) -> list[list[str]]:
+    """The cells of the first table in ``text`` (header row included, the rule row left out)."""
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows if not row.startswith("|---")]

@@ -39,25 +39,25 @@ def render_markdown(
     parts = [f"# {_line(results.title)}", f"Written {results.created} on {_line(results.machine)}."]
     parts += [
         "## Models",
-        _table(("model", "what it is"), [[m.label, m.description] for m in results.models], 2),
+        markdown_table(("model", "what it is"), [[m.label, m.description] for m in results.models], 2),
     ]
     if results.evaluations:
         parts += ["## Concept names in captions", _NAMES_INTRO]
         for mode, label in SCORER_MODES.items():
-            parts += [f"### {label}", _table(NAME_COLUMNS, name_rows(results, mode), 2)]
+            parts += [f"### {label}", markdown_table(NAME_COLUMNS, name_rows(results, mode), 2)]
     task_rows = recognition_rows(results)
     if task_rows:
         parts += [
             "## Recognition (OCT) and localization (VLT)",
             _TASKS_INTRO,
-            _table(TASK_COLUMNS, task_rows),
+            markdown_table(TASK_COLUMNS, task_rows),
         ]
     if results.checks:
         parts += [
             "## The claim, checked",
             "RePIC's numbers against the other model's (percentages); the claim holds when RePIC's are higher "
             "in every one.",
-            _table(("check", "RePIC %", "other %", "holds"),
+            markdown_table(("check", "RePIC %", "other %", "holds"),
                    [[c.statement, c.repic, c.other, c.with_note("yes" if c.holds else "**no**")] for c in results.checks]),
         ]
     if plots:
@@ -81,7 +81,7 @@ def render_markdown(
         else:  # stages overlapped: their sum is not how long the run took
             rows += [["sum of the stages", duration(sum(results.timings.values()))],
                      ["wall clock (stages side by side)", duration(results.wall_seconds)]]
-        parts += ["## Timings", _table(("stage", "time"), rows)]
+        parts += ["## Timings", markdown_table(("stage", "time"), rows)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -168,15 +168,15 @@ def duration(seconds: float) -> str:
     return f"{seconds:.1f} s ({clock})"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> str:
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> str:
     """A markdown table; columns after the first ``text_columns`` hold numbers and are right-aligned."""
     rule = ["---" if index < text_columns else "---:" for index in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(rule) + "|"]
-    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(table_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
     """Text safe inside a table cell: one line, pipes escaped, tags shown (see ``_line``)."""
     return _line(text).replace("|", "\\|")
 

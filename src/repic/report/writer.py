@@ -4,6 +4,7 @@
 
 - ``results.json``: every number (``Results.to_json``), the file other tools read back;
 - ``report.md``: the tables, plots, gallery link, commands, configs and timings (``markdown``);
+- ``summary.md``: one table and a few lines, what a README quotes of the run (``summary``);
 - ``reward_curves.png`` (when a training metrics log is given) and ``name_scores_official.png`` /
   ``name_scores_strict.png`` (when there are caption results) (``plots``);
 - ``gallery.html`` and its thumbnails in ``gallery/`` (when gallery rows are given) (``gallery``).
@@ -34,8 +35,10 @@ from .gallery import GalleryRow, write_gallery
 from .markdown import recognition_rows, render_markdown
 from .plots import RewardKeys, name_scores_png, read_reward_series, reward_curves_png
 from .results import EVALUATIONS, SCORER_MODES, Results, percent
+from .summary import summary_markdown
 
 REPORT_FILE = "report.md"
+SUMMARY_FILE = "summary.md"
 RESULTS_FILE = "results.json"
 REWARD_PLOT = "reward_curves.png"
 GALLERY_FILE = "gallery.html"
@@ -52,6 +55,7 @@ class WrittenReport:
 
     folder: Path
     markdown: Path
+    summary: Path
     results: Path
     plots: tuple[Path, ...]
     gallery: Path | None
@@ -103,6 +107,7 @@ def write_report(
                 gallery_rows=len(gallery_rows),
             )
             atomic_write_text(staging / REPORT_FILE, page)
+            atomic_write_text(staging / SUMMARY_FILE, summary_markdown(results))
     except OSError as exc:
         raise RepicError(
             f"cannot write the report to {out}: {exc.strerror or exc}; choose a writable folder with free space"
@@ -110,6 +115,7 @@ def write_report(
     return WrittenReport(
         folder=out,
         markdown=out / REPORT_FILE,
+        summary=out / SUMMARY_FILE,
         results=out / RESULTS_FILE,
         plots=tuple(out / name for name in plots),
         gallery=out / GALLERY_FILE if gallery_rows else None,
