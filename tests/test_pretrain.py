@@ -41,7 +41,7 @@ from repic.world.pretrain_data import (
     row_text,
     tokenizer_corpus,
 )
-from repic.world.probe import PROBE_KEYS, Generated, ProbeConfig, caption_scores
+from repic.world.probe import PROBE_KEYS, Generated, ProbeConfig, caption_scores, known_heldout_concepts
 from repic.world.synthetic import (
     CATEGORIES,
     PROP_CATEGORIES,
@@ -463,6 +463,23 @@ def test_pretrained_folder_loads_with_auto_classes_and_keeps_names_at_four_token
 def test_probe_returns_the_documented_keys(pretrained):
     assert set(pretrained[1]["probe"]) == set(PROBE_KEYS)
     assert pretrained[1]["probe"]["same_world_as_pretraining"] is True
+    assert pretrained[1]["probe"]["heldout_known_from_pretraining"] == 0
+
+
+def test_probe_counts_held_out_concepts_the_model_was_pretrained_on(pretrained, tmp_path, run_cli):
+    base = pretrained[0] / "base"
+    # more evaluation scenes, the same concepts: another world by its config, but nothing held out is known
+    more_scenes = generate_world(tmp_path / "more", replace(SMALL_WORLD, n_eval_single=SMALL_WORLD.n_eval_single + 2))
+    assert known_heldout_concepts(base, more_scenes) == 0
+    result = run_cli("models", "probe", base, "--world", more_scenes.root, "--prompts", "1")
+    assert result.exit_code == 0 and "warning" not in result.stdout + result.stderr
+    # one training concept fewer (and no four-concept scenes, which need four): the concepts are drawn in the
+    # same order, so the first held-out one is the pretraining world's last training concept, renamed
+    shifted = generate_world(tmp_path / "shifted", replace(SMALL_WORLD, n_train_concepts=3, n_train_four=0))
+    assert known_heldout_concepts(base, shifted) == 1
+    result = run_cli("models", "probe", base, "--world", shifted.root, "--prompts", "1")
+    assert result.exit_code == 0
+    assert "warning: 1 of the world's held-out concepts look like concepts the model was pretrained on" in result.stdout + result.stderr
 
 
 def test_probe_cli_prints_a_table_and_writes_json(pretrained, world, tmp_path, run_cli):

@@ -28,8 +28,10 @@ reward-scored accuracies, come from the evaluation engine (``repic.evaluate.engi
 measures every model in the project; the caption, copy and category measures are the probe's own, on the
 world's vocabulary. Yes/no sets are
 balanced by drawing until each answer has its half, so always answering "yes" scores 0.5. A model whose
-``pretrain_record.json`` names another world is still probed, but ``same_world_as_pretraining`` is False:
-its "held-out" concepts may then be ones it trained on.
+``pretrain_record.json`` names another world is still probed, but ``same_world_as_pretraining`` is False,
+and ``heldout_known_from_pretraining`` counts the probed world's held-out concepts that look like (same
+category and description) a training concept of the world the model was pretrained on: 0 means the
+held-out measures are clean even so (a world with more evaluation scenes has the same concepts).
 """
 
 from __future__ import annotations
@@ -62,11 +64,13 @@ from .pretrain_data import (
     split_pool,
 )
 from .synthetic import ATTRIBUTE_VALUES, CATEGORIES, PROP_CATEGORIES
+from .world_config import WorldConfig
 
 PROBE_KEYS: tuple[str, ...] = (
     "model",
     "world",
     "same_world_as_pretraining",
+    "heldout_known_from_pretraining",
     "captions",
     "zero_shot",
     "copy_accuracy",
@@ -239,6 +243,22 @@ def _same_world(model_dir: Path, collection: Collection) -> bool | None:
     return record.get("world", {}).get("config") == collection.meta.get("config")
 
 
+def known_heldout_concepts(model_dir: Path, collection: Collection) -> int | None:
+    """How many held-out concepts of ``collection`` look like a training concept of the model's pretraining
+    world (``None`` when the model has no record of that world)."""
+    from .pretrain import read_record
+    from .synthetic import make_world
+
+    record = read_record(model_dir)
+    config = (record or {}).get("world", {}).get("config")
+    if not isinstance(config, dict):
+        return None
+    # The concepts alone are drawn (names, categories, looks): nothing is rendered.
+    pretraining = make_world(WorldConfig.from_dict(config, where=f"{model_dir}: world"), Path())
+    trained = {(pretraining.concepts[tag].category, pretraining.concepts[tag].info) for tag in pretraining.splits["train"]}
+    return sum((concept.category, concept.info) in trained for concept in collection.concepts_in("heldout"))
+
+
 def _tokens_per_second(model, processor, rows: Sequence[Row], batch: int, tokens: int) -> float:
     """New tokens per second generating exactly ``tokens`` for ``batch`` prompts (after one warm-up)."""
     chosen = list(rows[:batch])
@@ -290,6 +310,7 @@ def probe_model(
         "model": str(model_path),
         "world": str(collection.root),
         "same_world_as_pretraining": _same_world(model_path, collection),
+        "heldout_known_from_pretraining": known_heldout_concepts(model_path, collection),
         "captions": {"count": len(describe), **caption_scores([_expected(r) for r in describe], captions)},
         "zero_shot": {
             "count": len(zero_shot),

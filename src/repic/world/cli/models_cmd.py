@@ -252,9 +252,10 @@ def probe_command(
     quiet_libraries()
     result = probe_model(model, world, config)
     say(f"{result['model']} on the held-out concepts of {result['world']}", style="bold")
-    if result["same_world_as_pretraining"] is False:
-        say("warning: the model was pretrained on another world; its 'held-out' concepts may be known to it",
-             style="yellow")
+    known = result["heldout_known_from_pretraining"]
+    if known:
+        say(f"warning: {known} of the world's held-out concepts look like concepts the model was pretrained "
+            "on; its held-out measures overstate what it does on unseen concepts", style="yellow")
     for measure, value in probe_table(result):
         say(f"  {measure:<40} {value}")
     if json_out is not None:
