@@ -32,3 +32,31 @@ def test_gpu_grpo_check_shrunk_measures_every_phase_in_one_call(tmp_path):
     baseline = summary["baseline_hf_generate_dynamic"]
     assert baseline["cold_s"] > 0 and baseline["warm_tokens_per_s"] > 0
     assert summary["fastest_warm_step_s"] == min(n["warm_step_s"] for n in summary["settings"].values())
+
+
+TOWER_RETRIEVAL = Path(__file__).resolve().parents[1] / "benchmarks" / "tower_retrieval.py"
+
+
+def test_tower_retrieval_benchmark_measures_both_view_choices_on_the_same_queries(tmp_path):
+    from repic.data.collection import load_collection
+    from repic.data.tasks import build
+    from repic.world.demo.settings import QUICK_BUILD, QUICK_WORLD
+    from repic.world.synthetic import generate_world
+
+    generate_world(tmp_path / "world", QUICK_WORLD)
+    build(load_collection(tmp_path / "world"), tmp_path / "data", QUICK_BUILD)
+    spec = importlib.util.spec_from_file_location("tower_retrieval", TOWER_RETRIEVAL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = module.main([str(tmp_path / "data")])
+    numbers = summary["builds"][str(tmp_path / "data")]
+    rows = {"single": len((tmp_path / "data" / "eval" / "single.jsonl").read_text().splitlines()),
+            "two": len((tmp_path / "data" / "eval" / "two.jsonl").read_text().splitlines())}  # fmt: skip
+    for split, count in rows.items():
+        assert set(numbers[split]) == {"tokens", "tokens_and_windows"}
+        for measured in numbers[split].values():
+            assert measured["queries"] == count > 0
+            assert 0 <= measured["top1"] <= 1 and 0 <= measured["recall_at_k"] <= 1
+            assert 0 < measured["median_ms"] <= measured["p95_ms"]
+    # the windows are 81 more embeddings per query: they cost time
+    assert numbers["single"]["tokens_and_windows"]["median_ms"] > numbers["single"]["tokens"]["median_ms"]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from repic.concepts import ConceptDatabase, load_database
 from repic.concepts.embed import load_embedder
-from repic.concepts.retrieve import open_retriever
+from repic.concepts.retrieve import grid_crops, open_retriever
 from repic.concepts.tower import TowerEmbedder
 from repic.errors import RepicError
 from repic.records import Concept
@@ -46,12 +46,18 @@ def test_a_concept_scores_its_best_token_of_the_query(tower, tmp_path):
     retriever, _ = open_retriever(load_database(db.path), embedder=tower, k=3)
     query = _picture((30, 30, 200), size=112)
     found = retriever.retrieve(query)
-    assert [f.view.startswith("token ") for f in found] == [True] * 3  # token views, not grid crops
-    tokens = tower.embed_tokens(query)
-    for f in found:  # each score is the best cosine over the query's tokens with that reference's mean
+    assert all(f.view.startswith(("token view ", "window ")) for f in found)  # not the whole-image grid crops
+    # the query's tokens and 2 x 2 blocks, then its 81 half-size windows embedded as references are
+    windows = grid_crops(query, steps=9)
+    assert len(windows) == 81 and {w.size for w in windows} == {(56, 56)}
+    views = np.concatenate([tower.embed_tokens(query), tower.embed(windows)])
+    for f in found:  # each score is the best cosine over those views with that reference's mean
         reference = tower.embed([Image.open(f.image)])[0]
-        assert f.score == pytest.approx(float((tokens @ reference).max()), abs=1e-5)
+        assert f.score == pytest.approx(float((views @ reference).max()), abs=1e-5)
     assert [f.score for f in found] == sorted((f.score for f in found), reverse=True)
+    assert found[0].tag == "<blua>"
+    without = open_retriever(load_database(db.path), embedder=tower, k=3, use_grid_crops=False)[0].retrieve(query)
+    assert all(f.view.startswith("token view ") for f in without)  # no windows when grid crops are off
 
 
 def test_a_folder_that_is_no_model_is_explained(tmp_path):

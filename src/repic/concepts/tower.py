@@ -7,9 +7,10 @@ the merged visual tokens that go into the language model, one per 28 x 28 pixel 
 - a reference image is embedded as the mean of its tokens (``embed``);
 - a query image as each of its tokens and the mean of every 2 x 2 block of tokens (``embed_tokens``), so a
   concept is scored by its best-matching place in the query, with no crops to guess: the ``Retriever``
-  uses these token views instead of grid crops when the embedder has them. The blocks cover objects that
-  span several tokens; on the synthetic world's held-out single-concept scenes they raised the share of
-  scenes whose first retrieved concept is the right one from 0.69 (tokens alone) to 0.81.
+  uses these token views (and half-size windows of the query embedded as references are, see
+  ``repic.concepts.retrieve``) instead of whole-image grid crops when the embedder has them. The blocks cover
+  objects that span several tokens; on the synthetic world's held-out single-concept scenes they raised
+  the share of scenes whose first retrieved concept is the right one from 0.69 (tokens alone) to 0.81.
 
 Every vector is L2-normalised, so inner products are cosines. A tower trained for it (the built-in tiny
 base's tower is pretrained for exactly this: a reference and the scene tokens of the same object point the
