@@ -13,8 +13,8 @@
 
 It writes one predictions file per evaluation (``<evaluation>.jsonl``, the JSONL rows ``repic eval``
 reads, plus the query's and the shown references' image paths for the gallery; every image path is
-written relative to the predictions' folder, so a moved run folder still finds them) and a ``ModelResult`` (``model_result.json``).
-What it chose and why:
+written relative to the predictions' folder, so a moved run folder still finds them) and a
+``ModelResult`` (``model_result.json``). What it chose and why:
 
 - **Scores come from the files just written**, read back with ``repic.evaluate.load_predictions`` and
   scored by the evaluation engine as ``repic eval`` scores them (``repic.evaluate.score_predictions``:
