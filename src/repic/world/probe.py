@@ -63,7 +63,7 @@ from .pretrain_data import (
     object_row,
     split_pool,
 )
-from .synthetic import ATTRIBUTE_VALUES, CATEGORIES, PROP_CATEGORIES
+from .synthetic import ATTRIBUTE_VALUES, CATEGORIES, PROP_CATEGORIES, make_world
 from .world_config import WorldConfig
 
 PROBE_KEYS: tuple[str, ...] = (
@@ -247,7 +247,6 @@ def known_heldout_concepts(model_dir: Path, collection: Collection) -> int | Non
     """How many held-out concepts of ``collection`` look like a training concept of the model's pretraining
     world (``None`` when the model has no record of that world)."""
     from .pretrain import read_record
-    from .synthetic import make_world
 
     record = read_record(model_dir)
     config = (record or {}).get("world", {}).get("config")
