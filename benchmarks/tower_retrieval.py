@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,35 +27,31 @@ import numpy as np
 from PIL import Image
 
 from repic.concepts.database import load_database
+from repic.concepts.embed import load_embedder
 from repic.concepts.retrieve import open_retriever
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+from repic.inference import read_eval_file
 
 
 def measure(build: Path, model: str, top_k: int) -> dict:
     """The numbers of one build: per query set and view choice."""
-    meta = json.loads((build / "build.json").read_text(encoding="utf-8"))
-    world = (build / meta["image_root"]).resolve()
+    database = load_database(build / "eval" / "database.json")
+    embedder = load_embedder(f"tower:{model}")  # loaded once, for both view choices
+    out: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
-        # a copy, so the build's own index (for another embedder) is left as it is
-        database_dir = Path(scratch) / "eval"
-        shutil.copytree(build / "eval", database_dir, ignore=shutil.ignore_patterns("database.index*"))
-        database = load_database(database_dir / "database.json")
-        out: dict = {}
+        index = Path(scratch) / "tower.index.json"  # the build's own index (another embedder's) is left alone
         for name, windows in (("tokens", False), ("tokens_and_windows", True)):
-            retriever, _ = open_retriever(database, embedder=f"tower:{model}", k=top_k, use_grid_crops=windows)
+            retriever, _ = open_retriever(database, embedder=embedder, k=top_k, use_grid_crops=windows,
+                                          index_path=index)  # fmt: skip
             for split in ("single", "two"):
                 hits, found_share, seconds = [], [], []
-                for row in _rows(build / "eval" / f"{split}.jsonl"):
-                    with Image.open(world / row["image"]) as image:
-                        query = image.convert("RGB")
+                for query in read_eval_file(build / "eval" / f"{split}.jsonl"):
+                    with Image.open(query.image) as image:
+                        picture = image.convert("RGB")
                     started = time.perf_counter()
-                    found = [concept.tag for concept in retriever.retrieve(query)]
+                    found = [concept.tag for concept in retriever.retrieve(picture)]
                     seconds.append(time.perf_counter() - started)
-                    hits.append(found[0] in row["concepts"])
-                    found_share.append(len(set(found) & set(row["concepts"])) / len(row["concepts"]))
+                    hits.append(found[0] in query.concepts)
+                    found_share.append(len(set(found) & set(query.concepts)) / len(query.concepts))
                 out.setdefault(split, {})[name] = {
                     "queries": len(hits),
                     "top1": round(float(np.mean(hits)), 3),

@@ -575,3 +575,16 @@ def markdown_table_rows(text: str) -> list[list[str]]:
     """The cells of the first table in ``text`` (header row included, the rule row left out)."""
     rows = [line for line in text.splitlines() if line.startswith("|")]
     return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows if not row.startswith("|---")]
+
+
+def test_the_summary_updater_explains_a_missing_results_file_and_a_file_that_is_not_text(tmp_path, report, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_bytes(b"\xff\xfe\x00binary")
+    assert summary_main([str(report.results), str(readme)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err and readme.read_bytes() == b"\xff\xfe\x00binary"
+    readme.write_text(f"{SECTION_START}\n{SECTION_END}\n", encoding="utf-8")
+    assert summary_main([str(tmp_path / "nowhere.json"), str(readme)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert readme.read_text(encoding="utf-8") == f"{SECTION_START}\n{SECTION_END}\n"
+    assert summary_main([str(report.results), str(tmp_path / "missing.md")]) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -221,8 +221,7 @@ def _images_now(index: ConceptIndex, database: ConceptDatabase) -> list[str] | N
             return None
         seen[tag] = k + 1
         images.append(str(concept.images[k]))
-    counts = {concept.tag: len(concept.images) for concept in database}
-    return images if seen == {tag: n for tag, n in counts.items() if n} else None
+    return images if seen == {concept.tag: len(concept.images) for concept in database if concept.images} else None
 
 
 def open_index(

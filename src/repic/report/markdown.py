@@ -57,8 +57,10 @@ def render_markdown(
             "## The claim, checked",
             "RePIC's numbers against the other model's (percentages); the claim holds when RePIC's are higher "
             "in every one.",
-            markdown_table(("check", "RePIC %", "other %", "holds"),
-                   [[c.statement, c.repic, c.other, c.with_note("yes" if c.holds else "**no**")] for c in results.checks]),
+            markdown_table(
+                ("check", "RePIC %", "other %", "holds"),
+                [[c.statement, c.repic, c.other, c.with_note("yes" if c.holds else "**no**")] for c in results.checks],
+            ),
         ]
     if plots:
         parts.append("## Plots")

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise RepicError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise RepicError(f"{path} is not UTF-8 text; pass the markdown file to update") from None
         updated = update_section(text, summary_markdown(read_results(args.results)), str(path))
         if updated != text:
             atomic_write_text(path, updated)

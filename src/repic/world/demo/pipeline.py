@@ -59,6 +59,7 @@ DEMO_FORMAT = "repic-demo/1"
 STAGES_DIR = "stages"
 RUN_FOLDER_MARK = "$OUT"  # the run folder in a stage's key, so a moved run folder keeps its stages
 MODELS = ("base", "start", "sft", "repic")  # table order: where each model comes from, then the two methods
+SIDE_EVALUATIONS = ("base", "start", "sft")  # evaluated beside RePIC's GRPO (``side_stages``)
 REWARD_KEYS = RewardKeys(tasks={task: f"rewards/{task}/mean" for task in TASKS})  # TRL's per-reward means
 
 
@@ -444,7 +445,7 @@ def side_stages(book: StageBook, plan: StagePlan, made: dict[str, str], say: Pro
     """The stages that do not wait for RePIC: the SFT baseline, then the evaluations of base, start and sft."""
     say = say or book.say
     train_stage(book, plan, made, "sft", say)
-    for name in ("base", "start", "sft"):
+    for name in SIDE_EVALUATIONS:
         evaluate_stage(book, plan, made, name, say)
     return made
 
@@ -455,7 +456,7 @@ def _side_stages_reusable(book: StageBook, plan: StagePlan, made: dict[str, str]
     if sft is None:
         return False
     tokens = {**made, "sft": sft.token}
-    return all(book.reusable(f"eval-{name}", _eval_key(plan, tokens, name)) for name in ("base", "start", "sft"))
+    return all(book.reusable(f"eval-{name}", _eval_key(plan, tokens, name)) for name in SIDE_EVALUATIONS)
 
 
 def _two_lanes(book: StageBook, plan: StagePlan, made: dict[str, str], threads: int, say: Progress) -> None:
