@@ -13,6 +13,7 @@ import repic.rewards
 from repic.errors import RepicError
 from repic.rewards import (
     RewardOptions,
+    TaskReward,
     box_iou,
     completion_text,
     compute,
@@ -27,6 +28,8 @@ from repic.rewards import (
     repetition_rate,
     vlt_reward,
 )
+
+OMNI = RewardOptions(min_caption_chars=5, absent_name_cost=0.5)  # Omni-Persona's -0.5 per absent name
 
 
 def caption(names: str, length: int) -> str:
@@ -282,6 +285,63 @@ def test_absent_name_penalty(output, names, shown, penalty, expected):
     assert compute(task, output, names, options, shown=shown) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(
+    "output, names, shown, cost, expected",
+    [
+        # ict: <bo> present, <max> shown but absent; reward (credited - cost x absent named) / 1 true name
+        ("<bo> naps", "<bo>", ["<bo>", "<max>"], 0.5, 1.0),  # (1 - 0) / 1
+        ("<bo> and <max>", "<bo>", ["<bo>", "<max>"], 0.5, 0.5),  # (1 - 0.5 x 1) / 1
+        ("a dog naps", "<bo>", ["<bo>", "<max>"], 0.5, 0.0),  # (0 - 0) / 1
+        ("<max> naps", "<bo>", ["<bo>", "<max>"], 0.5, -0.5),  # (0 - 0.5 x 1) / 1: worse than nothing
+        ("<max> naps", "<bo>", ["<max>", "<bo>"], 2.0, -2.0),  # (0 - 2 x 1) / 1; the order shown is moot
+        ("<bo> <max>", "<bo>", '["<bo>", "<max>"]', 0.5, 0.5),  # shown as the dataset's JSON string
+        ("<bo> <max>", "<bo>", None, 0.5, 1.0),  # nothing known to be absent: the paper's 1
+        ("<bo> </bo> <max>", "<bo>", ["<bo>", "<max>"], 0.5, -0.5),  # closed name: (0 - 0.5) / 1
+        ("<bo> <max>", "<bo>", ["<bo>", "<max>"], 0.0, 1.0),  # cost 0 is the paper
+        # ict_multi: present <bo> <kim>, absent <max> <ann>; divided by the 2 true names
+        ("<bo> <kim>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.5, 1.0),  # (2 - 0) / 2
+        ("<bo> <kim> <max>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.5, 0.75),  # (2 - 0.5) / 2
+        ("<bo> <max> <ann>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.5, 0.0),  # (1 - 1) / 2
+        ("<max> <ann>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 1.0, -1.0),  # (0 - 2) / 2
+        ("<max>", [], ["<max>"], 0.5, 0.0),  # an empty name list earns nothing, and pays nothing
+    ],
+)
+def test_absent_name_cost(output, names, shown, cost, expected):
+    task = "ict" if isinstance(names, str) else "ict_multi"
+    options = RewardOptions(min_caption_chars=5, absent_name_cost=cost)
+    assert compute(task, output, names, options, shown=shown) == pytest.approx(expected)
+
+
+def test_absent_name_cost_charges_short_captions_too():
+    # under the character minimum the present name earns nothing, but the absent one is still charged
+    options = RewardOptions(min_caption_chars=100, absent_name_cost=0.5)
+    assert compute("ict", "<bo> <max>", "<bo>", options, shown=["<bo>", "<max>"]) == -0.5  # (0 - 0.5) / 1
+
+
+def test_degeneration_gate_removes_credit_but_keeps_the_absent_name_cost():
+    farmed = "<bo> and <max> are good. " * 10  # repeats itself: rate far above 0.5
+    gated = RewardOptions(min_caption_chars=5, degeneration_gate=True, absent_name_cost=0.5)
+    assert compute("ict", farmed, "<bo>", gated, shown=["<bo>", "<max>"]) == 0.0  # (1 - 0.5) / 1 -> 0
+    only_absent = "<max> is a good dog. " * 10
+    assert compute("ict", only_absent, "<bo>", gated, shown=["<bo>", "<max>"]) == -0.5  # stays (0 - 0.5) / 1
+
+
+def test_trl_functions_give_the_absent_name_cost_from_the_concepts_column():
+    ict, ict_multi = TaskReward("ict", OMNI), TaskReward("ict_multi", OMNI)
+    completions = ["<bo> and <max> nap.", "<max> naps.", "<bo> <kim> <max> play.", "yes"]
+    columns = {
+        "task": ["yes_no_name", "ict", "yes_no_name_multi", "oct"],
+        "solution": ["<bo>", "<bo>", '["<bo>", "<kim>"]', "yes"],  # as grpo rows hold them: JSON strings
+        "concepts": ['["<max>", "<bo>"]', '["<bo>", "<max>"]', '["<bo>", "<kim>", "<max>"]', '["<bo>"]'],
+    }
+    # ict: (1 - 0.5) / 1 and (0 - 0.5) / 1; ict_multi: (2 - 0.5) / 2
+    assert ict(completions, **columns) == [0.5, -0.5, None, None]
+    assert ict_multi(completions, **columns) == [None, None, 0.75, None]
+    logged = {}
+    ict(completions, **columns, log_metric=lambda name, value: logged.__setitem__(name, value))
+    assert logged["reward_parts/ict/absent_named"] == 1.0  # both ict rows name their one absent concept
+
+
 # ---------------------------------------------------------------- breakdowns
 
 
@@ -334,6 +394,11 @@ def test_explain_shows_the_absent_names_share():
         ({"degeneration_threshold": 1.0}, "degeneration_threshold"),  # nothing exceeds 1
         ({"absent_name_penalty": 1.5}, "absent_name_penalty"),  # more than a name's share
         ({"absent_name_penalty": -0.1}, "absent_name_penalty"),  # a bonus for naming absent concepts
+        ({"absent_name_cost": -0.5}, "absent_name_cost"),  # a bonus for naming absent concepts
+        ({"absent_name_cost": 4.5}, "absent_name_cost"),  # above 4
+        ({"absent_name_cost": float("inf")}, "absent_name_cost"),  # not finite
+        ({"absent_name_cost": True}, "absent_name_cost"),  # not a number
+        ({"absent_name_cost": 0.5, "absent_name_penalty": 0.5}, "absent_name_penalty"),  # one or the other
     ],
 )
 def test_bad_options_name_the_field(options, field):

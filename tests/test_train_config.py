@@ -157,6 +157,15 @@ def test_validation_reports_every_problem_at_once():
     assert "num_generations" in str(error.value) and "temperature" in str(error.value)
 
 
+def test_the_rewards_section_takes_the_absent_name_cost():
+    config = load_config("demo-tiny", values={"rewards.absent_name_cost": 0.5}, method="grpo")
+    assert config.rewards.absent_name_cost == 0.5
+    assert config.rewards.absent_name_penalty == 0.0  # the other way of charging stays off
+    assert load_config(None, ["rewards.absent_name_cost=1"]).rewards.absent_name_cost == 1.0  # YAML int
+    with pytest.raises(RepicError, match="set one of them"):
+        load_config(None, ["rewards.absent_name_cost=0.5", "rewards.absent_name_penalty=0.5"])
+
+
 # ------------------------------------------------------------------------------------------ saving
 def test_saved_config_reads_back_equal(tmp_path):
     config = load_config("demo-tiny", ["run.output_dir=/tmp/x", "data.tasks=[ict]"])

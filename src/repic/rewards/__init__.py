@@ -33,6 +33,10 @@ Options beyond the paper live in ``RewardOptions`` and are all off by default:
   caption names (floored at 0). The paper's multi-concept reward counts present names only, so naming
   every reference shown is never worse than telling which ones are in the picture; this makes it so.
   The absent concepts are the shown ones (the ``concepts`` column, or ``shown=``) not in the solution.
+- ``absent_name_cost`` (after Omni-Persona, arXiv 2605.09996; one or the other with the penalty): a
+  caption earns 1 per true name credited and pays ``cost`` per shown-but-absent name it names, divided by
+  the number of true names and not floored, so naming an absent concept is worse than naming nothing
+  (one present and one absent shown, cost 0.5: present only 1, both 0.5, neither 0, absent only -0.5).
 - ``lenient_boxes``: boxes may hold floats and negative numbers and spaces inside the brackets, and in Qwen
   grounding JSON (``{"bbox_2d": [...]}`` or a list of such objects) the box after ``"bbox_2d"`` wins.
 

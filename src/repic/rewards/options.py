@@ -47,6 +47,7 @@ class RewardOptions:
     degeneration_gate: bool = False
     degeneration_threshold: float = DEGENERATION_THRESHOLD
     absent_name_penalty: float = 0.0  # x the share of shown-but-absent names a caption names, taken off
+    absent_name_cost: float = 0.0  # per shown-but-absent name named, in true-name units, not floored
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -78,6 +79,18 @@ class RewardOptions:
             raise RepicError(
                 f"RewardOptions.absent_name_penalty must be in [0, 1], got {self.absent_name_penalty!r}; "
                 "0 (the paper) ignores names of absent concepts, 1 takes a name's whole share back"
+            )
+        if not _is_real(self.absent_name_cost) or not 0 <= self.absent_name_cost <= 4:
+            raise RepicError(
+                f"RewardOptions.absent_name_cost must be a number in [0, 4], got {self.absent_name_cost!r}; "
+                "it is what naming one shown-but-absent concept costs against one true name's credit of 1: "
+                "0 (the paper) ignores such names, Omni-Persona charges 0.5"
+            )
+        if self.absent_name_penalty and self.absent_name_cost:
+            raise RepicError(
+                f"RewardOptions.absent_name_penalty ({self.absent_name_penalty}) and absent_name_cost "
+                f"({self.absent_name_cost}) both charge for naming absent concepts; set one of them and "
+                "leave the other at 0"
             )
 
 

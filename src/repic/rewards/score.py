@@ -136,16 +136,20 @@ def _explain_caption(
         "name_hits": sum(found) * share,
         "closing_tag": sum(closed) * share,
     }
-    if options.absent_name_penalty and absent:
-        # The paper's multi-concept reward only counts present names, so naming every shown concept costs
-        # nothing; this takes back a share for each shown concept named that the image does not hold.
-        named_absent = sum(_contains_name(text, name, options.word_boundary) for name in absent) / len(absent)
-        parts["absent_named"] = named_absent
-        parts["overall"] = max(0.0, parts["overall"] - options.absent_name_penalty * named_absent)
+    if (options.absent_name_penalty or options.absent_name_cost) and absent:
+        # The paper's caption rewards only count present names, so naming every shown concept costs
+        # nothing; these charge for each shown concept named that the image does not hold.
+        hits = sum(_contains_name(text, name, options.word_boundary) for name in absent)
+        parts["absent_named"] = hits / len(absent)
+        if options.absent_name_penalty:  # takes back a share, floored at 0
+            parts["overall"] = max(0.0, parts["overall"] - options.absent_name_penalty * parts["absent_named"])
+        elif names:  # Omni-Persona: +1 per true name, -cost per absent one, in true-name units, not floored
+            earned = credited if length_ok else 0
+            parts["overall"] = (earned - options.absent_name_cost * hits) / len(names)
     if options.degeneration_gate:
         parts["repetition"] = repetition_rate(text)
         if parts["repetition"] > options.degeneration_threshold:
-            parts["overall"] = 0.0
+            parts["overall"] = min(parts["overall"], 0.0)  # no credit; a cost for absent names stays
     return parts
 
 
@@ -155,7 +159,8 @@ def explain_row(
     """``explain`` for a task already normalized; ``where`` names the row in ground-truth errors.
 
     ``shown`` (caption tasks) lists every concept the prompt showed; those not in the solution are the
-    absent ones ``absent_name_penalty`` looks for. ``None`` or an empty list: none known.
+    absent ones ``absent_name_penalty`` and ``absent_name_cost`` look for. ``None`` or an empty list:
+    none known.
     """
     text = completion_text(completion)
     if task == "oct":
@@ -174,11 +179,18 @@ def explain(
 
     Parts: oct ``answered``; vlt ``parsed`` and ``iou``; ict and ict_multi ``length_ok``, ``name_hits``
     (share of names found), ``closing_tag`` (share of names whose closing form appears), with the
-    degeneration gate on ``repetition``, and with ``absent_name_penalty`` and ``shown`` concepts
-    ``absent_named`` (share of the shown-but-absent names the output names).
+    degeneration gate on ``repetition``, and with ``absent_name_penalty`` or ``absent_name_cost`` and
+    ``shown`` concepts ``absent_named`` (share of the shown-but-absent names the output names).
+
+    With ``absent_name_cost`` a caption's ``overall`` can be negative. The degeneration gate makes a
+    positive ``overall`` 0 and leaves a negative one as it is: it removes credit, never a cost, so
+    repeating itself cannot excuse a caption from naming an absent concept.
 
     >>> explain("yes_no_name", "<bo> and </bo>" + "." * 90, "<bo>")
     {'overall': 0.0, 'length_ok': 1.0, 'name_hits': 1.0, 'closing_tag': 1.0}
+    >>> cost = RewardOptions(min_caption_chars=5, absent_name_cost=0.5)  # <max> shown, not in the image
+    >>> explain("ict", "<bo> and <max>", "<bo>", cost, shown=["<bo>", "<max>"])  # (1 - 0.5 x 1) / 1
+    {'overall': 0.5, 'length_ok': 1.0, 'name_hits': 1.0, 'closing_tag': 0.0, 'absent_named': 1.0}
     """
     return explain_row(normalize_task(task), completion, solution, options or DEFAULT_OPTIONS, "", shown)
 
@@ -198,5 +210,9 @@ def compute(
     >>> compute("ict_multi", "<bo> and <max> play. " * 5, ["<bo>", "<kim>"], no_absent_names,
     ...         shown=["<bo>", "<kim>", "<max>"])
     0.0
+    >>> omni = RewardOptions(absent_name_cost=0.5)  # Omni-Persona: +1 a true name, -0.5 an absent one
+    >>> compute("ict_multi", "<max> plays in the park. " * 5, ["<bo>", "<kim>"], omni,
+    ...         shown=["<bo>", "<kim>", "<max>"])  # (0 - 0.5 x 1) / 2 true names
+    -0.25
     """
     return explain(task, completion, solution, options, shown)["overall"]

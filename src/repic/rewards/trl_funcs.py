@@ -4,10 +4,10 @@ TRL passes every dataset column as a keyword list aligned with ``completions`` (
 as ``prompts`` and ``trainer_state``, ignored here). Each function scores the rows of its own task, read
 from the ``task`` or ``accu_reward_method`` column in either spelling, against the ``solution`` column
 (and, for captions, the optional ``concepts`` column: every concept the prompt showed, which
-``absent_name_penalty`` needs), and returns ``None`` for the other rows; TRL skips ``None``, so passing all
-four scores every row once and logs each task's mean as ``rewards/<name>/mean``. When TRL offers ``log_metric``, the mean of each part of
-the breakdown (``explain``) is logged too, as ``reward_parts/<task>/<part>``. Rows are named by their
-0-based position in the batch in ground-truth errors.
+``absent_name_penalty`` and ``absent_name_cost`` need), and returns ``None`` for the other rows; TRL skips
+``None``, so passing all four scores every row once and logs each task's mean as ``rewards/<name>/mean``.
+When TRL offers ``log_metric``, the mean of each part of the breakdown (``explain``) is logged too, as
+``reward_parts/<task>/<part>``. Rows are named by their 0-based position in the batch in ground-truth errors.
 
 ``make_reward_funcs`` returns ``TaskReward`` objects rather than closures: they carry the task as
 ``__name__`` for TRL's logs and stay picklable for multi-process launchers.
