@@ -3,9 +3,10 @@
 ``predictions`` reads prediction files (the official RePIC caption dumps and this project's JSONL rows)
 into typed rows, counting malformed rows instead of crashing on them; ``metrics`` turns rows into scores:
 concept-name precision / recall / F1 for captions in the official and the strict mode, recognition
-accuracy for OCT answers and localization accuracy for VLT boxes. ``engine`` is the one way a model is
-measured: prompts answered and scored by the rewards, prediction files scored as ``repic eval`` scores
-them (``repic eval`` is the command-line front of that half).
+accuracy for OCT answers and localization accuracy for VLT boxes, each built on per-row outcomes that are
+public too. ``engine`` is the one way a model is measured: prompts answered and scored by the rewards,
+prediction files scored as ``repic eval`` scores them (``repic eval`` is the command-line front of that
+half).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ from .metrics import (
     RecognitionScores,
     choose_official_variant,
     localization_accuracy,
+    localization_hits,
     named_concepts,
+    official_row_outcomes,
     official_scores,
     recognition_accuracy,
+    recognition_hits,
+    strict_row_outcomes,
     strict_scores,
 )
 from .predictions import ON_ERROR_CHOICES, LoadedPredictions, SkippedRow, load_predictions
@@ -57,8 +62,12 @@ __all__ = [
     "choose_official_variant",
     "load_predictions",
     "localization_accuracy",
+    "localization_hits",
+    "official_row_outcomes",
     "official_scores",
     "recognition_accuracy",
+    "recognition_hits",
     "named_concepts",
+    "strict_row_outcomes",
     "strict_scores",
 ]

@@ -202,10 +202,13 @@ def _official_outcomes(
     return [CORRECT if name in present else MISS if wrong_name else None for name in truth_names]
 
 
-def official_scores(rows: Sequence[CaptionRow], variant: str | None = None) -> NameScores:
-    """Name scores exactly as the official RePIC script ``variant`` prints them (see the module docs).
+def official_row_outcomes(rows: Sequence[CaptionRow], variant: str | None = None) -> list[list[str | None]]:
+    """Each row's outcome (``CORRECT``, ``MISS`` or ``None``) for each true concept the official script
+    ``variant`` scores, as ``official_scores`` counts them (pool: the file's concepts; see the module docs).
 
-    ``variant`` is ``"single"``, ``"two"`` or ``"four"``; ``None`` picks it with ``choose_official_variant``.
+    >>> rows = [CaptionRow("a.jpg", ("<bo>", "<kim>"), "<bo> waves."), CaptionRow("b.jpg", ("<kim>",), "<bo>.")]
+    >>> official_row_outcomes(rows)  # row 2 names <bo>, a pool concept not in its image: MISS
+    [['correct', None], ['miss']]
     """
     variant = choose_official_variant(rows) if variant is None else variant
     if variant not in _RULES:
@@ -215,10 +218,18 @@ def official_scores(rows: Sequence[CaptionRow], variant: str | None = None) -> N
     rules = _RULES[variant]
     truths_per_row = [row.concepts[:1] if rules.first_only else row.concepts for row in rows]
     pool = sorted({concept for truths in truths_per_row for concept in truths})
-    outcomes: list[str | None] = []
-    for row, truths in zip(rows, truths_per_row, strict=True):
-        outcomes += _official_outcomes(row.caption, truths, pool, rules)
-    return _name_scores(outcomes)
+    return [
+        _official_outcomes(row.caption, truths, pool, rules)
+        for row, truths in zip(rows, truths_per_row, strict=True)
+    ]
+
+
+def official_scores(rows: Sequence[CaptionRow], variant: str | None = None) -> NameScores:
+    """Name scores exactly as the official RePIC script ``variant`` prints them (see the module docs).
+
+    ``variant`` is ``"single"``, ``"two"`` or ``"four"``; ``None`` picks it with ``choose_official_variant``.
+    """
+    return _name_scores([outcome for row in official_row_outcomes(rows, variant) for outcome in row])
 
 
 # -------------------------------------------------------------------------------------------- strict
@@ -284,6 +295,27 @@ def named_concepts(
     return [tag for tag in tags if _name_key(tag) in named]
 
 
+def strict_row_outcomes(
+    rows: Sequence[CaptionRow], aliases: Mapping[str, Sequence[str]] | None = None
+) -> list[list[str | None]]:
+    """Each row's outcome (``CORRECT``, ``MISS`` or ``None``) for each of its concepts, as ``strict_scores``
+    counts them.
+
+    >>> strict_row_outcomes([CaptionRow("a.jpg", ("<bo>", "<kim>"), "Kim and <rex>."),
+    ...                      CaptionRow("b.jpg", ("<rex>",), "A dog.")])
+    [['miss', 'correct'], [None]]
+    """
+    pool = sorted({concept for row in rows for concept in row.concepts})
+    matcher = _StrictMatcher(pool, aliases or {})
+    outcomes: list[list[str | None]] = []
+    for row in rows:
+        named = matcher.named(row.caption)
+        truths = [_name_key(tag) for tag in row.concepts]
+        wrong_name = bool(named - set(truths))
+        outcomes.append([CORRECT if truth in named else MISS if wrong_name else None for truth in truths])
+    return outcomes
+
+
 def strict_scores(
     rows: Sequence[CaptionRow], aliases: Mapping[str, Sequence[str]] | None = None
 ) -> NameScores:
@@ -294,15 +326,7 @@ def strict_scores(
     >>> strict_scores(rows)  # row 1 correct; row 2 names another pool concept: MISS
     NameScores(precision=0.5, recall=0.5, f1=0.5, correct=1, miss=1, none=0, total=2)
     """
-    pool = sorted({concept for row in rows for concept in row.concepts})
-    matcher = _StrictMatcher(pool, aliases or {})
-    outcomes: list[str | None] = []
-    for row in rows:
-        named = matcher.named(row.caption)
-        truths = [_name_key(tag) for tag in row.concepts]
-        wrong_name = bool(named - set(truths))
-        outcomes += [CORRECT if truth in named else MISS if wrong_name else None for truth in truths]
-    return _name_scores(outcomes)
+    return _name_scores([outcome for row in strict_row_outcomes(rows, aliases) for outcome in row])
 
 
 def _name_scores(outcomes: Sequence[str | None]) -> NameScores:
@@ -318,6 +342,16 @@ def _name_scores(outcomes: Sequence[str | None]) -> NameScores:
 # ------------------------------------------------------------------------ recognition, localization
 
 
+def recognition_hits(rows: Sequence[RecognitionRow]) -> list[bool]:
+    """Per OCT row: does the first yes/no of the answer (the reward's reading) equal the label?
+
+    >>> recognition_hits([RecognitionRow("a.jpg", ("<bo>",), "Yes, it is.", "yes"),
+    ...                   RecognitionRow("b.jpg", ("<bo>",), "Hard to tell.", "no")])
+    [True, False]
+    """
+    return [first_yes_no(row.prediction) == row.label for row in rows]
+
+
 def recognition_accuracy(rows: Sequence[RecognitionRow]) -> RecognitionScores:
     """OCT accuracy: the first yes/no of each answer (the reward's reading) against the label.
 
@@ -326,8 +360,7 @@ def recognition_accuracy(rows: Sequence[RecognitionRow]) -> RecognitionScores:
     >>> scores.accuracy, scores.yes_recall, scores.no_recall, scores.unparseable
     (0.5, 1.0, 0.0, 1)
     """
-    answers = [first_yes_no(row.prediction) for row in rows]
-    right = [answer == row.label for answer, row in zip(answers, rows, strict=True)]
+    right = recognition_hits(rows)
     positives = [ok for ok, row in zip(right, rows, strict=True) if row.label == "yes"]
     negatives = [ok for ok, row in zip(right, rows, strict=True) if row.label == "no"]
     return RecognitionScores(
@@ -338,8 +371,19 @@ def recognition_accuracy(rows: Sequence[RecognitionRow]) -> RecognitionScores:
         total=len(rows),
         positives=len(positives),
         negatives=len(negatives),
-        unparseable=sum(answer is None for answer in answers),
+        unparseable=sum(first_yes_no(row.prediction) is None for row in rows),
     )
+
+
+def localization_hits(rows: Sequence[LocalizationRow], threshold: float = 0.5) -> list[bool]:
+    """Per VLT row: does the first box of the answer (the reward's reading) have IoU >= ``threshold``?
+
+    >>> localization_hits([  # IoU 50 / 150 = 1/3 (a miss), then 1 (a hit)
+    ...     LocalizationRow("a.jpg", ("<bo>",), "[0, 0, 10, 10]", (5, 0, 15, 10)),
+    ...     LocalizationRow("b.jpg", ("<bo>",), "[0, 0, 10, 10]", (0, 0, 10, 10))])
+    [False, True]
+    """
+    return [iou >= threshold for iou in _ious(rows)]
 
 
 def localization_accuracy(rows: Sequence[LocalizationRow], threshold: float = 0.5) -> LocalizationScores:
@@ -351,17 +395,22 @@ def localization_accuracy(rows: Sequence[LocalizationRow], threshold: float = 0.
     >>> scores.accuracy, round(scores.mean_iou, 4), scores.hits
     (0.5, 0.6667, 1)
     """
-    boxes = [parse_box(row.prediction) for row in rows]
-    ious = [0.0 if box is None else box_iou(box, row.box) for box, row in zip(boxes, rows, strict=True)]
-    hits = [iou >= threshold for iou in ious]
+    ious = _ious(rows)
+    hits = localization_hits(rows, threshold)
     return LocalizationScores(
         accuracy=_rate(hits),
         mean_iou=sum(ious) / len(ious) if ious else None,
         hits=sum(hits),
         total=len(rows),
-        unparseable=sum(box is None for box in boxes),
+        unparseable=sum(parse_box(row.prediction) is None for row in rows),
         threshold=threshold,
     )
+
+
+def _ious(rows: Sequence[LocalizationRow]) -> list[float]:
+    """Each answer's first box against the true one; 0 for an answer without a box."""
+    boxes = [parse_box(row.prediction) for row in rows]
+    return [0.0 if box is None else box_iou(box, row.box) for box, row in zip(boxes, rows, strict=True)]
 
 
 def _rate(flags: Sequence[bool]) -> float | None:
