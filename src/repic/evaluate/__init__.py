@@ -4,9 +4,10 @@
 into typed rows, counting malformed rows instead of crashing on them; ``metrics`` turns rows into scores:
 concept-name precision / recall / F1 for captions in the official and the strict mode, recognition
 accuracy for OCT answers and localization accuracy for VLT boxes, each built on per-row outcomes that are
-public too. ``engine`` is the one way a model is measured: prompts answered and scored by the rewards,
-prediction files scored as ``repic eval`` scores them (``repic eval`` is the command-line front of that
-half).
+public too. ``intervals`` turns the per-query outcomes of models trained once per seed into per-seed
+summaries, bootstrap intervals and the verdict on a claim that one model beats another. ``engine`` is the
+one way a model is measured: prompts answered and scored by the rewards, prediction files scored as
+``repic eval`` scores them (``repic eval`` is the command-line front of that half).
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from .engine import (
     display_names,
     evaluate,
     score_predictions,
+)
+from .intervals import (
+    DOES_NOT_HOLD,
+    F1,
+    HOLDS,
+    RATE,
+    WITHIN_NOISE,
+    GapSummary,
+    QueryOutcomes,
+    SeedSummary,
+    caption_outcomes,
+    claim_verdict,
+    measure,
+    rate_outcomes,
+    summarize_gap,
+    summarize_seeds,
 )
 from .metrics import (
     OFFICIAL_VARIANTS,
@@ -70,4 +87,18 @@ __all__ = [
     "named_concepts",
     "strict_row_outcomes",
     "strict_scores",
+    "DOES_NOT_HOLD",
+    "F1",
+    "HOLDS",
+    "RATE",
+    "WITHIN_NOISE",
+    "GapSummary",
+    "QueryOutcomes",
+    "SeedSummary",
+    "caption_outcomes",
+    "claim_verdict",
+    "measure",
+    "rate_outcomes",
+    "summarize_gap",
+    "summarize_seeds",
 ]
