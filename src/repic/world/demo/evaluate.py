@@ -19,7 +19,9 @@ written relative to the predictions' folder, so a moved run folder still finds t
 - **Scores come from the files just written**, read back with ``repic.evaluate.load_predictions`` and
   scored by the evaluation engine as ``repic eval`` scores them (``repic.evaluate.score_predictions``:
   official variant chosen by concepts per row, strict mode with the database's display names as aliases):
-  running ``repic eval`` on a predictions file prints the numbers the report shows.
+  running ``repic eval`` on a predictions file prints the numbers the report shows. ``query_outcomes``
+  reads the same files into the per-query outcomes behind each number, for intervals over training seeds
+  and queries (``repic.evaluate.intervals``).
 - **Absent named** counts captions that name a concept the prompt offered (a reference shown) that is not
   in the image, by the strict scorer's whole-name matching. In skip-retrieval files every reference is a
   true concept, so nothing can be counted there and the count is left empty rather than reported as 0.
@@ -46,7 +48,21 @@ from typing import Any
 from ...atomic import atomic_write_json, atomic_write_jsonl
 from ...concepts.database import ConceptDatabase, load_database
 from ...errors import RepicError
-from ...evaluate import display_names, load_predictions, named_concepts, score_predictions
+from ...evaluate import (
+    LoadedPredictions,
+    QueryOutcomes,
+    caption_outcomes,
+    choose_official_variant,
+    display_names,
+    load_predictions,
+    localization_hits,
+    named_concepts,
+    official_row_outcomes,
+    rate_outcomes,
+    recognition_hits,
+    score_predictions,
+    strict_row_outcomes,
+)
 from ...inference.generate import GenerationSettings
 from ...progress import Progress
 from ...report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
@@ -181,14 +197,44 @@ def score_model(
     )
 
 
+def query_outcomes(out_dir: str | os.PathLike, database: ConceptDatabase) -> dict[str, QueryOutcomes]:
+    """The per-query outcomes behind ``score_model``'s numbers, read from the same predictions files.
+
+    Keys: ``<evaluation>.official`` and ``<evaluation>.strict`` (F1) for each caption evaluation,
+    ``<evaluation>.absent_named`` (a rate, one query per caption) where ``absent_named`` counts it, and
+    ``oct`` and ``vlt`` (accuracy). Each one's ``value()`` is the number ``score_model`` reports.
+    """
+    aliases = display_names(database)
+    outcomes: dict[str, QueryOutcomes] = {}
+    for key in CAPTION_EVALUATIONS:
+        path = predictions_path(out_dir, key)
+        rows = _loaded(path, "captions").captions
+        variant = choose_official_variant(rows)  # as score_predictions chooses it
+        outcomes[f"{key}.official"] = caption_outcomes(official_row_outcomes(rows, variant))
+        outcomes[f"{key}.strict"] = caption_outcomes(strict_row_outcomes(rows, aliases))
+        named = absent_named_hits(_read_rows(path), aliases)
+        if named is not None:
+            outcomes[f"{key}.absent_named"] = rate_outcomes(named)
+    oct_rows = _loaded(predictions_path(out_dir, "oct"), "recognition").recognition
+    vlt_rows = _loaded(predictions_path(out_dir, "vlt"), "localization").localization
+    outcomes["oct"] = rate_outcomes(recognition_hits(oct_rows))
+    outcomes["vlt"] = rate_outcomes(localization_hits(vlt_rows))
+    return outcomes
+
+
 def _scores(path: Path, aliases: Mapping[str, Sequence[str]], kind: str) -> Any:
     """One kind of scores (``captions``, ``recognition`` or ``localization``) of a predictions file, scored
-    by the engine as ``repic eval`` scores it; a file without such rows is an error."""
-    scores = getattr(score_predictions(load_predictions(path, on_error="fail"), aliases), kind)
-    if scores is None:
+    by the engine as ``repic eval`` scores it."""
+    return getattr(score_predictions(_loaded(path, kind), aliases), kind)
+
+
+def _loaded(path: Path, kind: str) -> LoadedPredictions:
+    """A predictions file read as ``repic eval`` reads it; a file without rows of ``kind`` is an error."""
+    loaded = load_predictions(path, on_error="fail")
+    if not getattr(loaded, kind):
         rows = {"captions": "caption", "recognition": "OCT", "localization": "VLT"}[kind]
         raise RepicError(f"{path} holds no {rows} rows; evaluate the model again")
-    return scores
+    return loaded
 
 
 def absent_named(rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequence[str]]) -> Count | None:
@@ -202,14 +248,28 @@ def absent_named(rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequen
     >>> print(absent_named([{"concepts": ["<bo>"], "prompt_concepts": ["<bo>"], "prediction": "<bo>"}], {}))
     None
     """
+    hits = absent_named_hits(rows, aliases)
+    return None if hits is None else Count(sum(hits), len(hits))
+
+
+def absent_named_hits(
+    rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequence[str]]
+) -> list[bool] | None:
+    """Per caption: does it name an offered concept that is not in its image? ``None`` when no row offered
+    such a concept (see ``absent_named``).
+
+    >>> offered = {"concepts": ["<bo>"], "prompt_concepts": ["<bo>", "<kim>"]}
+    >>> absent_named_hits([{**offered, "prediction": "<bo> and Kim"}, {"concepts": ["<bo>"],
+    ...                    "prompt_concepts": ["<bo>"], "prediction": "<bo> and Kim"}], {})
+    [True, False]
+    """
     offered_absent = [[tag for tag in row["prompt_concepts"] if tag not in row["concepts"]] for row in rows]
     if not any(offered_absent):
         return None
-    hits = sum(
+    return [
         bool(absent) and bool(named_concepts(row["prediction"], absent, aliases))
         for row, absent in zip(rows, offered_absent, strict=True)
-    )
-    return Count(hits, len(rows))
+    ]
 
 
 def retrieval_hits(rows: Sequence[Mapping[str, Any]]) -> tuple[Count | None, Count | None]:
