@@ -30,6 +30,7 @@ from repic.rewards import (
 )
 
 OMNI = RewardOptions(min_caption_chars=5, absent_name_cost=0.5)  # Omni-Persona's -0.5 per absent name
+FOUR_SHOWN = ["<bo>", "<kim>", "<max>", "<ann>"]
 
 
 def caption(names: str, length: int) -> str:
@@ -299,10 +300,10 @@ def test_absent_name_penalty(output, names, shown, penalty, expected):
         ("<bo> </bo> <max>", "<bo>", ["<bo>", "<max>"], 0.5, -0.5),  # closed name: (0 - 0.5) / 1
         ("<bo> <max>", "<bo>", ["<bo>", "<max>"], 0.0, 1.0),  # cost 0 is the paper
         # ict_multi: present <bo> <kim>, absent <max> <ann>; divided by the 2 true names
-        ("<bo> <kim>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.5, 1.0),  # (2 - 0) / 2
-        ("<bo> <kim> <max>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.5, 0.75),  # (2 - 0.5) / 2
-        ("<bo> <max> <ann>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 0.5, 0.0),  # (1 - 1) / 2
-        ("<max> <ann>", ["<bo>", "<kim>"], ["<bo>", "<kim>", "<max>", "<ann>"], 1.0, -1.0),  # (0 - 2) / 2
+        ("<bo> <kim>", ["<bo>", "<kim>"], FOUR_SHOWN, 0.5, 1.0),  # (2 - 0) / 2
+        ("<bo> <kim> <max>", ["<bo>", "<kim>"], FOUR_SHOWN, 0.5, 0.75),  # (2 - 0.5 x 1) / 2
+        ("<bo> <max> <ann>", ["<bo>", "<kim>"], FOUR_SHOWN, 0.5, 0.0),  # (1 - 0.5 x 2) / 2
+        ("<max> <ann>", ["<bo>", "<kim>"], FOUR_SHOWN, 1.0, -1.0),  # (0 - 1 x 2) / 2
         ("<max>", [], ["<max>"], 0.5, 0.0),  # an empty name list earns nothing, and pays nothing
     ],
 )

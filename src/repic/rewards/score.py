@@ -142,7 +142,8 @@ def _explain_caption(
         hits = sum(_contains_name(text, name, options.word_boundary) for name in absent)
         parts["absent_named"] = hits / len(absent)
         if options.absent_name_penalty:  # takes back a share, floored at 0
-            parts["overall"] = max(0.0, parts["overall"] - options.absent_name_penalty * parts["absent_named"])
+            taken = options.absent_name_penalty * parts["absent_named"]
+            parts["overall"] = max(0.0, parts["overall"] - taken)
         elif names:  # Omni-Persona: +1 per true name, -cost per absent one, in true-name units, not floored
             earned = credited if length_ok else 0
             parts["overall"] = (earned - options.absent_name_cost * hits) / len(names)
