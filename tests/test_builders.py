@@ -227,6 +227,50 @@ def test_ict_multi_references_an_absent_concept_and_solves_with_the_present_ones
     ]
 
 
+def test_ict_absent_references_show_a_lookalike_before_or_after_the_present_concept(hand):
+    plain = build_ict(source(hand), 5)
+    src = source(hand, ict_absent_references=1.0)
+    samples = build_ict(src, 5)
+    # Every sample gets one: a dog absent from the scene for the dogs, any absent concept for <kim> (the
+    # only person): <bo> in s_bo and s_pair -> <rex>; <rex> in s_rex -> <bo>; <kim> in s_pair -> <rex>
+    # (the one concept absent there); <kim> in s_look -> <bo> or <rex>.
+    partners = {
+        (s.solution, s.images[-1]): next(t for t in s.extra["concepts"] if t != s.solution) for s in samples
+    }
+    assert partners.pop(("<kim>", "scenes/s_look.png")) in ("<bo>", "<rex>")
+    assert partners == {
+        ("<bo>", "scenes/s_bo.png"): "<rex>",
+        ("<bo>", "scenes/s_pair.png"): "<rex>",
+        ("<rex>", "scenes/s_rex.png"): "<bo>",
+        ("<kim>", "scenes/s_pair.png"): "<rex>",
+    }
+    for sample, before in zip(samples, plain, strict=True):
+        shown = sample.extra["concepts"]
+        assert len(shown) == 2 and sample.solution in shown  # the solution is still the present concept
+        # references in the order the problem names them, the scene last
+        assert sample.images[:2] == [f"references/{tag[1:-1]}.png" for tag in shown]
+        named = [line.split(",")[0] for line in sample.problem.splitlines()[:2]]
+        assert named == [f"Name: {tag}" for tag in shown]
+        # the same draws as without the extra reference: question, present concept, scene
+        assert sample.problem.splitlines()[-1] == before.problem.splitlines()[-1]
+        assert (sample.solution, sample.images[-1]) == (before.solution, before.images[-1])
+    assert {s.extra["concepts"].index(s.solution) for s in samples} == {0, 1}  # before and after both drawn
+    assert src.notices == []
+    assert split_leaks(hand, samples, "train") == []
+
+
+def test_ict_absent_references_say_when_a_scene_holds_every_concept(hand):
+    # Only <bo> and <kim> train, and s_pair shows both: nothing of the split is absent there.
+    pair_only = Collection(hand.root, hand.concepts, [hand.scenes[2]], {"train": ["<bo>", "<kim>"]})
+    src = source(pair_only, ict_absent_references=1.0)
+    samples = build_ict(src, 2)
+    assert [s.extra["concepts"] for s in samples] == [[s.solution] for s in samples]
+    assert src.notices == [
+        "ict (train): 2 sample(s) picked to show an absent concept show one reference, as their scene "
+        "holds every concept of the split"
+    ]
+
+
 def test_same_seed_same_samples_and_another_seed_other_draws(hand):
     assert build_oct(source(hand, seed=3), 6) == build_oct(source(hand, seed=3), 6)
     draws = {tuple(s.problem for s in build_ict(source(hand, seed=seed), 5)) for seed in range(5)}
@@ -307,6 +351,10 @@ def test_leak_check_finds_foreign_names_scenes_and_references(hand):
         ({"oct_positive_ratio": 1.5}, "a ratio is between 0 and 1"),
         ({"multi_references": (1, 4)}, "2 <= low <= high <= 4"),
         ({"oct_references": 0}, "oct_references must be >= 1"),
+        ({"ict_absent_references": 1.5}, "ict_absent_references is 1.5; a ratio is between 0 and 1"),
+        ({"ict_absent_references": -0.1}, "ict_absent_references is -0.1; a ratio is between 0 and 1"),
+        ({"ict_absent_references": "half"}, "ict_absent_references is 'half'; a ratio"),
+        ({"ict_absent_references": float("nan")}, "ict_absent_references is nan; a ratio"),
     ],
 )
 def test_build_config_rejects_bad_settings(settings, message):
@@ -397,6 +445,46 @@ def test_rebuild_is_identical_and_counts_are_independent(world, built_world, tmp
     same = build_samples(world, config)
     oct_of = lambda built: sorted((s.images, s.problem) for s in built.train if s.task == "oct")  # noqa: E731
     assert oct_of(fewer_vlt) == oct_of(same)
+
+
+def test_ict_absent_references_at_zero_change_nothing(world):
+    counts = {"oct": 40, "vlt": 20, "ict": 20, "ict_multi": 20}
+    omitted, zero = BuildConfig(counts=counts), BuildConfig(counts=counts, ict_absent_references=0.0)
+    assert build_samples(world, zero) == build_samples(world, omitted)
+    assert zero.to_dict() == omitted.to_dict()  # a build.json and the demo's cache key, as before
+    assert "ict_absent_references" not in omitted.to_dict()
+    assert BuildConfig(ict_absent_references=0.5).to_dict()["ict_absent_references"] == 0.5
+
+
+def test_ict_absent_references_show_an_absent_lookalike_in_half_the_ict_samples(world):
+    counts = {"oct": 40, "vlt": 20, "ict": 20, "ict_multi": 20}
+    paper = build_samples(world, BuildConfig(counts=counts))
+    half = build_samples(world, BuildConfig(counts=counts, ict_absent_references=0.5))
+    # every other task's samples are the same, in the same places
+    assert [s for s in half.train if s.task != "ict"] == [s for s in paper.train if s.task != "ict"]
+    ict, plain = [s for s in half.train if s.task == "ict"], [s for s in paper.train if s.task == "ict"]
+    two = [s for s in ict if len(s.extra["concepts"]) == 2]
+    assert len(two) == 10  # round(20 x 0.5)
+    scenes = {Source(world, "train").image(scene.image): scene for scene in world.scenes}
+    train = world.concepts_in("train")
+    for sample, before in zip(ict, plain, strict=True):
+        assert (sample.solution, sample.images[-1]) == (before.solution, before.images[-1])
+        if sample not in two:
+            assert sample == before
+            continue
+        (absent,) = [tag for tag in sample.extra["concepts"] if tag != sample.solution]
+        present = set(tasks_module.present_concepts(scenes[sample.images[-1]]))
+        assert absent not in present and absent in world.splits["train"]
+        category = world.concepts[sample.solution].category
+        if any(c.category == category and c.tag not in present for c in train):  # a lookalike to show
+            assert world.concepts[absent].category == category
+        assert len(sample.images) == 3
+    assert {s.extra["concepts"].index(s.solution) for s in two} == {0, 1}
+    # the reference caption names the present concept only, so it keeps the whole faithful-naming reward
+    options = RewardOptions(min_caption_chars=half.caption_chars[0], absent_name_cost=0.5)
+    for row in (row for row in half.sft if row.task == "ict"):
+        shown = row.extra["concepts"]
+        assert compute("ict", row.extra["caption"], row.solution, options, shown=shown) == 1.0
 
 
 def test_build_refuses_to_overwrite_unless_asked(world, tmp_path):

@@ -73,6 +73,7 @@ def test_tasks_left_out_of_counts_keep_their_default(run_cli, world, tmp_path):
         (["--counts", "caption=3"], "unknown task 'caption'"),
         (["--oct-positive-ratio", "2"], "oct_positive_ratio is 2.0; a ratio is between 0 and 1"),
         (["--box-space", "pixels"], "unknown box space 'pixels'"),
+        (["--ict-absent-references", "1.5"], "ict_absent_references is 1.5; a ratio is between 0 and 1"),
     ],
 )
 def test_build_option_errors(run_cli, world, tmp_path, arguments, expected):
@@ -80,6 +81,24 @@ def test_build_option_errors(run_cli, world, tmp_path, arguments, expected):
     assert result.exit_code == 2
     assert expected in flat(result.stderr)
     assert not (tmp_path / "b").exists()
+
+
+def test_build_with_absent_references_in_single_concept_captions(run_cli, world, tmp_path):
+    counts = ["--counts", "oct=0,vlt=0,ict=6,ict_multi=0", "--eval-counts", "oct=0,vlt=0"]
+    paper = run_cli("data", "build", "--concepts", world, "--out", tmp_path / "paper", *counts)
+    assert paper.exit_code == 0, paper.stderr
+    paper_config = json.loads((tmp_path / "paper" / "build.json").read_text())["config"]
+    assert "ict_absent_references" not in paper_config  # the paper's builds record what they always did
+    result = run_cli(
+        "data", "build", "--concepts", world, "--out", tmp_path / "b", *counts,
+        "--ict-absent-references", "0.5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # 3 of the 6 samples show two references: (3 x 3 + 3 x 2) / 6 = 2.5 images per sample
+    assert "│ ict │ yes_no_name │ 6 │ 100% │ 2.5 │ │" in flat(result.stdout)
+    assert json.loads((tmp_path / "b" / "build.json").read_text())["config"]["ict_absent_references"] == 0.5
+    rows = [json.loads(line) for line in (tmp_path / "b" / "train.jsonl").read_text().splitlines()]
+    assert sorted(len(row["image"]) for row in rows) == [2, 2, 2, 3, 3, 3]
 
 
 def test_build_errors_for_missing_collection_and_existing_build(run_cli, world, tmp_path):

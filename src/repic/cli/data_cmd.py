@@ -109,6 +109,14 @@ def build(
     vlt_category_ratio: Annotated[
         float, typer.Option("--vlt-category-ratio", help="Share of VLT questions naming the category.")
     ] = 0.3,
+    ict_absent_references: Annotated[
+        float,
+        typer.Option(
+            "--ict-absent-references",
+            help="Share of single-concept ICT samples that also show an absent concept's reference "
+            "(a lookalike where there is one; not the paper's, which is 0).",
+        ),
+    ] = 0.0,
     min_caption_chars: Annotated[
         int,
         typer.Option("--min-caption-chars", help="The ICT reward's minimum that SFT captions must reach."),
@@ -127,6 +135,7 @@ def build(
         eval_counts={**DEFAULT_EVAL_COUNTS, **parse_key_counts(eval_counts or [], "--eval-counts", "oct=200")},
         oct_positive_ratio=oct_positive_ratio,
         vlt_category_ratio=vlt_category_ratio,
+        ict_absent_references=ict_absent_references,
         min_caption_chars=min_caption_chars,
         box_space=BoxSpace(box_space, min_pixels, max_pixels),
     )

@@ -30,7 +30,9 @@ Choices, and why:
   RePIC training limits; for the synthetic world (sides multiples of 28) the mapping is the identity.
   A concept shown without a box (an imported photo) is skipped and counted, never given a made-up box.
 * **ICT**: single, one present concept's reference; multi, 2-4 references of which at least one concept
-  is *absent* from the scene, so the model must name only those present (the solution).
+  is *absent* from the scene, so the model must name only those present (the solution). Beyond the
+  paper, ``ict_absent_references`` of the single samples also show an absent concept's reference, as
+  retrieval does (it shows K=2): a lookalike of the same category where the split has one.
 * **SFT captions** name the referenced concepts present with their look and position and describe the
   other objects without names, from the scene's ground truth and the world's generic descriptions.
 * **Evaluation**: caption rows for one, two and four concepts in the shape the scorer reads, the true
@@ -47,6 +49,7 @@ import os
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +128,7 @@ class BuildConfig:
     multi_references: tuple[int, int] = (2, 4)
     min_caption_chars: int = 100  # the ICT reward's minimum; shorter SFT captions get the scene description
     box_space: BoxSpace = BoxSpace()
+    ict_absent_references: float = 0.0  # share of single ICT samples also showing an absent concept
 
     def __post_init__(self) -> None:
         for name in ("counts", "eval_counts"):
@@ -133,9 +137,10 @@ class BuildConfig:
             if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in table.values()):
                 raise RepicError(f"BuildConfig.{name} must map tasks to whole numbers >= 0, got {table}")
             object.__setattr__(self, name, table)
-        for name in ("oct_positive_ratio", "vlt_category_ratio"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise RepicError(f"BuildConfig.{name} is {getattr(self, name)}; a ratio is between 0 and 1")
+        for name in ("oct_positive_ratio", "vlt_category_ratio", "ict_absent_references"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
+                raise RepicError(f"BuildConfig.{name} is {value!r}; a ratio is between 0 and 1")
         if not 2 <= self.multi_references[0] <= self.multi_references[1] <= 4:
             raise RepicError(
                 f"BuildConfig.multi_references is {self.multi_references}; use 2 <= low <= high <= 4"
@@ -145,6 +150,8 @@ class BuildConfig:
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.ict_absent_references:  # off, the paper's: left out, so build.json and cache keys stay
+            del values["ict_absent_references"]
         return {**values, "counts": dict(self.counts), "eval_counts": dict(self.eval_counts),
                 "multi_references": list(self.multi_references), "box_space": vars(self.box_space)}
 
@@ -243,18 +250,60 @@ def build_vlt(source: Source, count: int) -> list[Sample]:
     return samples
 
 
+def _absent_references(source: Source, chosen: Sequence[tuple[Concept, Scene]]) -> list[Any]:
+    """Per chosen (concept, scene): ``None``, or ``(absent concept, its reference, shown first)``.
+
+    ``ict_absent_references`` of the samples get one; the absent concept is of the present one's category
+    where the split has one absent from the scene (the lookalike retrieval confuses), else any concept of
+    the split absent from it. Drawn from a stream of its own, so the rest of the build is the same as
+    with the share at 0.
+    """
+    ratio = source.config.ict_absent_references
+    if not ratio or not chosen:
+        return [None] * len(chosen)
+    rng = random.Random(f"{source.config.seed}:ict-absent")
+    picked = set(rng.sample(range(len(chosen)), round(len(chosen) * ratio)))
+    pool = source.collection.concepts_in(source.split)
+    shown: list[Any] = []
+    for index, (concept, scene) in enumerate(chosen):
+        present = set(present_concepts(scene))
+        absent = [other for other in pool if other.tag not in present]
+        candidates = [other for other in absent if other.category == concept.category] or absent
+        if index not in picked or not candidates:
+            shown.append(None)
+            continue
+        other = rng.choice(candidates)
+        shown.append((other, source.image(rng.choice(other.images)), rng.random() < 0.5))
+    alone = sum(i in picked and s is None for i, s in enumerate(shown))
+    if alone:
+        source.notices.append(
+            f"ict ({source.split}): {alone} sample(s) picked to show an absent concept show one reference, "
+            "as their scene holds every concept of the split"
+        )
+    return shown
+
+
 def build_ict(source: Source, count: int) -> list[Sample]:
-    """Single-concept captions: one present concept's reference + the scene -> a caption naming it."""
+    """Single-concept captions: one present concept's reference + the scene -> a caption naming it.
+
+    With ``ict_absent_references`` some also show an absent concept's reference, before or after the
+    present one at random as retrieval orders them; the solution is still the present concept.
+    """
     concepts = source.collection.concepts
     pairs = [(concepts[tag], scene) for scene in source.scenes() for tag in present_concepts(scene)]
     chosen = source.draw(pairs, count)
     source.shortfall("ict", count, len(chosen), "not enough (concept, scene) pairs")
     samples = []
-    for concept, scene in chosen:
+    for (concept, scene), extra in zip(chosen, _absent_references(source, chosen), strict=True):
         question = source.rng.choice(prompts.TRAIN_CAPTION_QUESTIONS)
-        problem = prompts.ict_problem([(concept.tag, concept.info)], question)
-        images = [source.reference(concept), source.image(scene.image)]
-        samples.append(Sample("ict", images, problem, concept.tag, {"concepts": [concept.tag]}))
+        shown, references = [concept], [source.reference(concept)]
+        if extra is not None:
+            other, reference, first = extra
+            shown.insert(0 if first else 1, other)
+            references.insert(0 if first else 1, reference)
+        problem = prompts.ict_problem([(c.tag, c.info) for c in shown], question)
+        images = [*references, source.image(scene.image)]
+        samples.append(Sample("ict", images, problem, concept.tag, {"concepts": [c.tag for c in shown]}))
     return samples
 
 
