@@ -80,7 +80,7 @@ def hand_results() -> Results:
         checks=[
             ClaimCheck("RePIC > base, two F1 (official / strict)", "75.0 / 100.0", "33.3 / 33.3", True),
             ClaimCheck("RePIC > base, VLT accuracy", "0.0", "25.0", False),
-            ClaimCheck("RePIC > base, OCT accuracy", "76.0", "75.5", True, "within noise: one answer"),
+            ClaimCheck("RePIC > base, OCT accuracy", "76.0", "75.5", False, "one answer", verdict="within noise"),
         ],
         machine="test machine",
         created="2025-01-02T03:04:05+00:00",
@@ -180,9 +180,10 @@ def test_results_json_round_trips(report):
     # Configs are held as plain JSON values from construction on, so the read record equals the written one.
     assert read_results(report.results) == Results.from_json(expected.to_json()) == expected
     document = json.loads(report.results.read_text(encoding="utf-8"))
-    assert document["format"] == "repic-results" and document["version"] == 2
+    assert document["format"] == "repic-results" and document["version"] == 3
     assert document["checks"][1] == {
-        "statement": "RePIC > base, VLT accuracy", "repic": "0.0", "other": "25.0", "holds": False, "note": ""
+        "statement": "RePIC > base, VLT accuracy", "repic": "0.0", "other": "25.0", "holds": False, "note": "",
+        "verdict": "does not hold", "gaps": [], "low": None, "high": None,  # a check made without seeds
     }
     # The path in the config is written as a string; the rate next to the counts is for readers.
     assert document["configs"]["grpo"] == {"beta": 0.04, "output": "runs/grpo"}
@@ -222,9 +223,9 @@ def test_report_tables_hold_hand_checked_numbers(report):
         ["repic", "100.0", "100.0", "100.0", "4", "n/a", "n/a", "n/a"],
     ]
     assert markdown_rows(text, "## The claim, checked") == [
-        ["RePIC &gt; base, two F1 (official / strict)", "75.0 / 100.0", "33.3 / 33.3", "yes"],  # ">" escaped
-        ["RePIC &gt; base, VLT accuracy", "0.0", "25.0", "**no**"],
-        ["RePIC &gt; base, OCT accuracy", "76.0", "75.5", "yes (within noise: one answer)"],  # the note beside it
+        ["RePIC &gt; base, two F1 (official / strict)", "75.0 / 100.0", "33.3 / 33.3", "holds"],  # ">" escaped
+        ["RePIC &gt; base, VLT accuracy", "0.0", "25.0", "**does not hold**"],
+        ["RePIC &gt; base, OCT accuracy", "76.0", "75.5", "**within noise** (one answer)"],  # the note beside it
     ]
     # 12.0 + 90.5 = 102.5 s = 1:42 (rounded seconds).
     assert markdown_rows(text, "## Timings")[-1] == ["total", "102.5 s (1:42)"]
@@ -374,7 +375,7 @@ def test_bad_metrics_logs_are_explained(tmp_path, content, message):
     ("edit", "message"),
     [
         (lambda d: d.update(format="other"), r"is not a repic results file"),
-        (lambda d: d.update(version=3), r"format version 3; this repic reads versions 1 to 2; upgrade"),
+        (lambda d: d.update(version=4), r"format version 4; this repic reads versions 1 to 3; upgrade"),
         (lambda d: d["checks"][0].update(holds="yes"), r"checks\[0\]: 'holds' must be true or false"),
         (lambda d: d["checks"][1].pop("repic"), r"checks\[1\]: 'repic' must be a string"),
         (lambda d: d["models"][0]["captions"]["two"]["official"].pop("recall"), r"two\.official has no 'recall'"),
@@ -529,8 +530,8 @@ def test_summary_table_and_lines_hold_hand_checked_numbers(report):
         ["OCT accuracy % (balanced, chance 50)", "75.0", "**100.0**"],
         ["VLT accuracy % at IoU 0.5 (mean IoU)", "**25.0 (0.200)**", "n/a"],
     ]
-    assert "The claim holds in 2 of 3 checks. It does not hold for RePIC > base, VLT accuracy (0.0 vs 25.0). " \
-        "Noted: RePIC > base, OCT accuracy (within noise: one answer)." in text
+    assert "Claim checks: 1 of 3 hold, 1 within noise, 1 do not hold. Within noise: RePIC > base, OCT accuracy " \
+        "(76.0 vs 75.5: one answer). Does not hold: RePIC > base, VLT accuracy (0.0 vs 25.0)." in text
     assert "The stages took 102.5 s (1:42) one after the other; the longest, train, 90.5 s (1:30)." in text
     assert "Retrieval" not in text  # no evaluation retrieved its references
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import yaml
 
 from .results import EVALUATIONS, SCORER_MODES, Results, percent
+from .seeds import per_seed_rows, seed_rows
 
 NAME_COLUMNS = (
     "evaluation", "model", "P %", "R %", "F1 %", "correct", "MISS", "none", "concepts", "captions", "absent named %", "retrieved top-1 % / recall %",
@@ -41,6 +42,22 @@ def render_markdown(
         "## Models",
         markdown_table(("model", "what it is"), [[m.label, m.description] for m in results.models], 2),
     ]
+    if len(results.seeds) > 1:
+        seeds = ", ".join(map(str, results.seeds))
+        parts += [
+            "## Over training seeds",
+            f"Models trained once per training seed ({seeds}): each cell is the mean over seeds ± the sample "
+            "standard deviation (min-max), then the 95 % interval of the mean, from a bootstrap that resamples "
+            "the seeds and the queries within each. A model made once shows its one value and the interval over "
+            "its queries. The tables after this section are those of the first seed.",
+            markdown_table(("measure", *results.labels), seed_rows(results, interval=True)),
+            "### Each seed",
+            markdown_table(("model", "measure", *(f"seed {seed}" for seed in results.seeds)),
+                           per_seed_rows(results), 2),
+        ]
+    elif results.seeds:
+        parts.append(f"One training seed ({results.seeds[0]}): a draw of a process whose spread between seeds is "
+                     "often larger than the gaps below.")
     if results.evaluations:
         parts += ["## Concept names in captions", _NAMES_INTRO]
         for mode, label in SCORER_MODES.items():
@@ -55,11 +72,11 @@ def render_markdown(
     if results.checks:
         parts += [
             "## The claim, checked",
-            "RePIC's numbers against the other model's (percentages); the claim holds when RePIC's are higher "
-            "in every one.",
+            _CLAIMS_INTRO,
             markdown_table(
-                ("check", "RePIC %", "other %", "holds"),
-                [[c.statement, c.repic, c.other, c.with_note("yes" if c.holds else "**no**")] for c in results.checks],
+                ("check", "claimed model %", "other %", "verdict"),
+                [[c.statement, c.repic, c.other, c.with_note(c.verdict if c.holds else f"**{c.verdict}**")]
+                 for c in results.checks],
             ),
         ]
     if plots:
@@ -94,6 +111,12 @@ _NAMES_INTRO = (
     "RePIC evaluation scripts (whitespace tokens); the **strict** scorer matches whole names (multi-word "
     "names, possessives, one case rule). *Retrieval* rows give the model retrieved concepts instead of the "
     "true ones. *Absent named* is the share of captions that name a concept not in the image."
+)
+_CLAIMS_INTRO = (
+    "Means over the training seeds (official / strict scorer for captions). A check **holds** when the gap "
+    "favours the claimed model in every seed and its 95 % interval (seeds and queries resampled, the models "
+    "paired on the same queries) excludes 0; it is *within noise* when the mean gap favours it but either "
+    "fails; otherwise it does not hold. A caption check keeps the weaker of its two scorers' verdicts."
 )
 _TASKS_INTRO = (
     "OCT: the first yes/no of the answer against the label (yes-recall and no-recall on positive and negative "

@@ -210,6 +210,44 @@ def name_scores_png(results: Results, mode: str) -> bytes:
     return _png(figure)
 
 
+# ------------------------------------------------------------------------------- values per seed
+
+
+def seed_values_png(results: Results) -> bytes:
+    """One panel per main cell (``repic.report.seeds.MAIN_CELLS``): a dot per training seed of each model, a
+    bar at the mean and the 95 % interval as a line, so the spread a claim must clear is seen."""
+    from .results import CELLS
+    from .seeds import MAIN_CELLS
+
+    cells = [cell for cell in MAIN_CELLS if any(cell in s for s in results.summaries.values())]
+    if not cells:
+        raise RepicError("the results have no summaries over seeds to plot; run with training seeds")
+    columns = min(3, len(cells))
+    rows = math.ceil(len(cells) / columns)
+    figure = Figure(figsize=(4.6 * columns, 3.4 * rows + 0.6), dpi=_DPI, layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for panel, cell in zip(grid.flat, cells, strict=False):
+        for index, label in enumerate(results.labels):
+            summary = results.summaries.get(label, {}).get(cell)
+            if summary is None:
+                continue
+            color = model_color(index)
+            panel.bar(index, summary.mean * 100, 0.6, color=color, alpha=0.35)
+            panel.plot([index, index], [summary.low * 100, summary.high * 100], color="black", linewidth=1.5)
+            spread = [index + (k - (len(summary.values) - 1) / 2) * 0.08 for k in range(len(summary.values))]
+            panel.scatter(spread, [v * 100 for v in summary.values], color=color, edgecolor="black", zorder=3, s=22)
+        panel.set_title(CELLS[cell], fontsize=10)
+        panel.set_xticks(range(len(results.labels)), results.labels, fontsize=9)
+        panel.set_ylim(0, 105)
+        panel.set_ylabel("%", fontsize=10)
+        panel.grid(axis="y", alpha=0.3)
+    for panel in grid.flat[len(cells):]:
+        panel.set_axis_off()
+    seeds = ", ".join(map(str, results.seeds))
+    figure.suptitle(f"Per training seed ({seeds}): dots; bar: mean; line: 95 % interval", fontsize=13)
+    return _png(figure)
+
+
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer)

@@ -20,7 +20,10 @@ Choices:
   with the field's path in the message instead of a ``KeyError`` deep in the report writer.
 - The file carries ``"format": "repic-results"`` and a ``version``; a reader refuses versions newer than
   its own, because silently dropping fields it does not know would misreport a newer run. Version 2 added
-  ``checks``; version 1 files read with none.
+  ``checks``; version 1 files read with none. Version 3 added training seeds: ``seeds``, every seed's
+  results of the models trained once per seed (``per_seed``), and per model and cell (``CELLS``) the
+  summary over seeds (``summaries``: each seed's value, mean, std, min-max and the interval); ``models``
+  then holds the first seed's results. Files of versions 1-2 read as one run with no seeds.
 - Evaluation keys are a closed set: a typo (``"tow"``) would otherwise become a column of its own.
 """
 
@@ -38,10 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RepicError
+from ..evaluate.intervals import DOES_NOT_HOLD, HOLDS, WITHIN_NOISE, SeedSummary
 from ..evaluate.metrics import LocalizationScores, NameScores, RecognitionScores
 
 RESULTS_FORMAT = "repic-results"
-RESULTS_VERSION = 2
+RESULTS_VERSION = 3
+VERDICTS = (HOLDS, WITHIN_NOISE, DOES_NOT_HOLD)
 
 # Caption evaluations, in the order tables and plots show them, with their display labels.
 EVALUATIONS: dict[str, str] = {
@@ -55,6 +60,19 @@ SCORER_MODES: dict[str, str] = {
     "official": "official (RePIC scripts)",
     "strict": "strict (whole names)",
 }
+
+
+def _cells() -> dict[str, str]:
+    cells = {}
+    for key, label in EVALUATIONS.items():
+        cells[f"{key}.official"] = f"F1, {label} (official)"
+        cells[f"{key}.strict"] = f"F1, {label} (strict)"
+        cells[f"{key}.absent_named"] = f"absent named, {label}"
+    return {**cells, "oct": "OCT accuracy", "vlt": "VLT accuracy (IoU >= 0.5)"}
+
+
+# The measures summarized over seeds, keyed as ``repic.world.demo.evaluate.query_outcomes`` keys them.
+CELLS: dict[str, str] = _cells()
 
 
 def percent(rate: float | None, digits: int = 1) -> str:
@@ -120,15 +138,31 @@ class ModelResult:
 
 @dataclass(frozen=True)
 class ClaimCheck:
-    """One comparison a claim makes: RePIC's number(s) against another model's, as shown (``"90.1 / 88.0"``),
-    whether RePIC's are higher in every one, and ``note``: why a comparison that holds may still say little
-    (a gap smaller than chance would make; empty when there is nothing to add)."""
+    """One comparison a claim makes: RePIC's number(s) against another model's, as shown (``"90.1 / 88.0"``).
+
+    ``verdict`` is ``repic.evaluate.intervals.claim_verdict``'s (``holds``, ``within noise``, ``does not
+    hold``); ``holds`` is whether it is ``holds``. ``gaps`` are the differences in each training seed and
+    ``low`` / ``high`` the interval of their mean (as fractions; empty / ``None`` in files written before
+    seeds were judged). ``note`` says what the verdict rests on."""
 
     statement: str
     repic: str
     other: str
     holds: bool
     note: str = ""
+    verdict: str = ""
+    gaps: tuple[float, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.verdict:  # a check written before verdicts had three values
+            object.__setattr__(self, "verdict", HOLDS if self.holds else DOES_NOT_HOLD)
+        if self.verdict not in VERDICTS:
+            raise RepicError(f"claim verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
+        if self.holds != (self.verdict == HOLDS):
+            raise RepicError(f"claim check {self.statement!r}: holds={self.holds} contradicts {self.verdict!r}")
+        object.__setattr__(self, "gaps", tuple(self.gaps))
 
     def with_note(self, verdict: str) -> str:
         """``verdict`` as shown (``"yes"``, ``"holds"``), followed by the note in parentheses when there is one."""
@@ -150,7 +184,11 @@ def _now() -> str:
 @dataclass(frozen=True)
 class Results:
     """A comparison of models; see the module docs. ``timings`` maps stage name to seconds, in run order;
-    ``wall_seconds`` is the stages' wall-clock time where some ran side by side (None: their sum)."""
+    ``wall_seconds`` is the stages' wall-clock time where some ran side by side (None: their sum).
+
+    ``seeds`` are the training seeds; ``per_seed`` maps a model trained once per seed to its results in
+    each (seed order), and ``summaries`` maps a model label to its ``SeedSummary`` per cell (``CELLS``).
+    A model trained once (the base) has a summary over its one run: its values hold one number."""
 
     models: Sequence[ModelResult]
     title: str = "RePIC comparison"
@@ -161,8 +199,12 @@ class Results:
     checks: Sequence[ClaimCheck] = ()
     machine: str = field(default_factory=describe_machine)
     created: str = field(default_factory=_now)
+    seeds: tuple[int, ...] = ()
+    per_seed: Mapping[str, Sequence[ModelResult]] = field(default_factory=dict)
+    summaries: Mapping[str, Mapping[str, SeedSummary]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(self.seeds))
         labels = [model.label for model in self.models]
         if not labels:
             raise RepicError("results need at least one model; add a ModelResult per evaluated model")
@@ -185,6 +227,22 @@ class Results:
             _check_seconds(seconds, f"timing of stage {stage!r}")
         if self.wall_seconds is not None:
             _check_seconds(self.wall_seconds, "the wall-clock timing")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise RepicError(f"training seeds {list(self.seeds)} repeat a seed; give each seed once")
+        for label, runs in self.per_seed.items():
+            if label not in labels:
+                raise RepicError(f"per-seed results of {label!r}, a model the results do not list")
+            if len(runs) != len(self.seeds):
+                raise RepicError(
+                    f"model {label!r} has results for {len(runs)} seeds, the run has {len(self.seeds)}; "
+                    "give one per training seed"
+                )
+        for label, cells in self.summaries.items():
+            if label not in labels:
+                raise RepicError(f"summaries of {label!r}, a model the results do not list")
+            for cell in cells:
+                if cell not in CELLS:
+                    raise RepicError(f"model {label!r}: unknown cell {cell!r}; use one of {', '.join(CELLS)}")
 
         # Configs come from dataclasses and YAML: held as plain JSON values from here on (paths become
         # strings, anything else that JSON cannot hold is refused now, not when the report is written).
@@ -221,6 +279,15 @@ class Results:
             "commands": list(self.commands),
             "configs": copy.deepcopy(dict(self.configs)),  # a caller editing the document leaves us alone
             "checks": [asdict(check) for check in self.checks],
+            "seeds": list(self.seeds),
+            "per_seed": {
+                label: [{"seed": seed, **_model_to_json(model)} for seed, model in zip(self.seeds, runs, strict=True)]
+                for label, runs in self.per_seed.items()
+            },
+            "summaries": {
+                label: {cell: asdict(summary) for cell, summary in cells.items()}
+                for label, cells in self.summaries.items()
+            },
         }
 
     @classmethod
@@ -261,6 +328,7 @@ class Results:
             ],
             machine=_typed(obj, "machine", str, where),
             created=_typed(obj, "created", str, where),
+            **(_seed_fields(obj, where) if version >= 3 else {}),
         )
 
 
@@ -405,7 +473,41 @@ def _check_from_json(item: Any, where: str) -> ClaimCheck:
         other=_typed(obj, "other", str, where),
         holds=holds,
         note=_typed(obj, "note", str, where) if "note" in obj else "",  # files written before it have none
+        verdict=_typed(obj, "verdict", str, where) if "verdict" in obj else "",
+        gaps=tuple(_number(g, f"{where}.gaps[{i}]") for i, g in enumerate(obj.get("gaps") or [])),
+        low=None if obj.get("low") is None else _number(obj["low"], f"{where}.low"),
+        high=None if obj.get("high") is None else _number(obj["high"], f"{where}.high"),
     )
+
+
+def _seed_fields(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``seeds``, ``per_seed`` and ``summaries`` of a version 3 document."""
+    seeds = tuple(_int(seed, f"{where}: seeds[{i}]") for i, seed in enumerate(_typed(obj, "seeds", list, where)))
+    per_seed = {}
+    for label, runs in _typed(obj, "per_seed", dict, where).items():
+        if not isinstance(runs, list):
+            raise RepicError(f"{where}: per_seed.{label} must be a list, found {json.dumps(runs)[:60]}")
+        per_seed[str(label)] = [_model_from_json(run, f"{where}: per_seed.{label}[{i}]") for i, run in enumerate(runs)]
+    summaries = {
+        str(label): {
+            str(cell): _summary_from_json(summary, f"{where}: summaries.{label}.{cell}")
+            for cell, summary in _object(cells, f"{where}: summaries.{label}").items()
+        }
+        for label, cells in _typed(obj, "summaries", dict, where).items()
+    }
+    return {"seeds": seeds, "per_seed": per_seed, "summaries": summaries}
+
+
+def _summary_from_json(item: Any, where: str) -> SeedSummary:
+    obj = _object(item, where)
+    values = obj.get("values")
+    if not isinstance(values, list) or not values:
+        raise RepicError(f"{where}.values must be a non-empty list of numbers, found {json.dumps(values)[:60]}")
+    numbers = {
+        name: _number(obj.get(name), f"{where}.{name}")
+        for name in ("mean", "std", "minimum", "maximum", "low", "high", "level")
+    }
+    return SeedSummary(values=tuple(_number(v, f"{where}.values[{i}]") for i, v in enumerate(values)), **numbers)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

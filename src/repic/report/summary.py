@@ -12,19 +12,25 @@ as ``summary.md`` next to ``report.md``.
 - **Bold marks a row's best model only when one is best**: a tie bolds nothing, so the table never reads
   as a win that is not there.
 - **The claim checks are restated, not judged again**: they come from ``results.checks`` as the run made
-  them, notes included (an OCT gap within noise says so).
+  them, verdicts and notes included (a gap within noise says so).
+- **A run over several training seeds is summarized over them**: each main cell as mean ± std (min-max)
+  (``repic.report.seeds``), never as one seed's number.
 """
 
 from __future__ import annotations
 
 import html
 
+from ..evaluate.intervals import DOES_NOT_HOLD, HOLDS, WITHIN_NOISE
 from .markdown import duration, markdown_table
-from .results import EVALUATIONS, CaptionResult, ModelResult, Results, percent
+from .results import EVALUATIONS, VERDICTS, CaptionResult, ModelResult, Results, percent
+from .seeds import MAIN_CELLS, seed_rows
 
 
 def summary_markdown(results: Results) -> str:
     """The summary of ``results`` as markdown (see the module docstring)."""
+    if len(results.seeds) > 1:
+        return _seeds_summary(results)
     models = results.models
     rows = [_caption_row(results, key) for key in results.evaluations]
     if any(model.recognition is not None for model in models):
@@ -93,17 +99,29 @@ def _retrieval_line(results: Results) -> str:
             f"image for {top1} of the queries, and the retrieved ones hold {recall} of the true concepts.")  # fmt: skip
 
 
+def _seeds_summary(results: Results) -> str:
+    """A multi-seed run: the main cells as mean ± std (min-max) per model, then claims and time."""
+    seeds = ", ".join(map(str, results.seeds))
+    intro = (f"Training seeds {seeds}; each cell is the mean over seeds ± std (min-max), % (base and start are "
+             "made once: one value).")
+    table = markdown_table(["measure", *results.labels], seed_rows(results, MAIN_CELLS))
+    parts = [intro, table]
+    parts += [line for line in (_retrieval_line(results), _claims_line(results), _time_line(results)) if line]
+    return "\n\n".join(parts) + "\n"
+
+
 def _claims_line(results: Results) -> str:
     if not results.checks:
         return ""
-    holding = [check for check in results.checks if check.holds]
-    line = f"The claim holds in {len(holding)} of {len(results.checks)} checks."
-    failing = [f"{_text(c.statement)} ({c.repic} vs {c.other})" for c in results.checks if not c.holds]
-    if failing:
-        line += " It does not hold for " + "; ".join(failing) + "."
-    noted = [f"{_text(c.statement)} ({c.note})" for c in holding if c.note]
-    if noted:
-        line += " Noted: " + "; ".join(noted) + "."
+    seeds = f" over {len(results.seeds)} training seeds" if len(results.seeds) > 1 else ""
+    by_verdict = {verdict: [c for c in results.checks if c.verdict == verdict] for verdict in VERDICTS}
+    line = (f"Claim checks{seeds}: {len(by_verdict[HOLDS])} of {len(results.checks)} hold, "
+            f"{len(by_verdict[WITHIN_NOISE])} within noise, {len(by_verdict[DOES_NOT_HOLD])} do not hold.")
+    for verdict in (WITHIN_NOISE, DOES_NOT_HOLD):
+        if by_verdict[verdict]:
+            listed = "; ".join(f"{_text(c.statement)} ({c.repic} vs {c.other}: {c.note})" if c.note else
+                               f"{_text(c.statement)} ({c.repic} vs {c.other})" for c in by_verdict[verdict])
+            line += f" {verdict.capitalize()}: {listed}."
     return line
 
 

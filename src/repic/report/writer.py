@@ -5,8 +5,9 @@
 - ``results.json``: every number (``Results.to_json``), the file other tools read back;
 - ``report.md``: the tables, plots, gallery link, commands, configs and timings (``markdown``);
 - ``summary.md``: one table and a few lines, what a README quotes of the run (``summary``);
-- ``reward_curves.png`` (when a training metrics log is given) and ``name_scores_official.png`` /
-  ``name_scores_strict.png`` (when there are caption results) (``plots``);
+- ``reward_curves.png`` (when a training metrics log is given), ``name_scores_official.png`` /
+  ``name_scores_strict.png`` (when there are caption results) and ``seeds.png`` (each cell's value per
+  training seed, when the results have summaries) (``plots``);
 - ``gallery.html`` and its thumbnails in ``gallery/`` (when gallery rows are given) (``gallery``).
 
 Choices:
@@ -33,14 +34,16 @@ from ..atomic import atomic_folder, atomic_write_bytes, atomic_write_json, atomi
 from ..errors import RepicError
 from .gallery import GalleryRow, write_gallery
 from .markdown import recognition_rows, render_markdown
-from .plots import RewardKeys, name_scores_png, read_reward_series, reward_curves_png
+from .plots import RewardKeys, name_scores_png, read_reward_series, reward_curves_png, seed_values_png
 from .results import EVALUATIONS, SCORER_MODES, Results, percent
+from .seeds import MAIN_CELLS, seed_rows
 from .summary import summary_markdown
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.md"
 RESULTS_FILE = "results.json"
 REWARD_PLOT = "reward_curves.png"
+SEEDS_PLOT = "seeds.png"
 GALLERY_FILE = "gallery.html"
 
 
@@ -86,6 +89,9 @@ def write_report(
         for mode, label in SCORER_MODES.items():
             plots[name_scores_plot(mode)] = name_scores_png(results, mode)
             titles[f"Concept-name P / R / F1, {label} scorer"] = name_scores_plot(mode)
+    if results.summaries:
+        plots[SEEDS_PLOT] = seed_values_png(results)
+        titles["Each measure in each training seed, with the mean and its 95 % interval"] = SEEDS_PLOT
     try:
         with atomic_folder(out) as staging:
             atomic_write_json(staging / RESULTS_FILE, results.to_json())
@@ -168,6 +174,14 @@ def results_table(results: Results) -> str:
         )
         blocks += ["Recognition (OCT) and localization (VLT)", _aligned(headers, task_rows, text_columns=1)]
     return "\n\n".join(blocks)
+
+
+def seeds_table(results: Results) -> str:
+    """The plain-text table of the main cells over training seeds: mean ± std (min-max) [95 % interval]."""
+    seeds = ", ".join(map(str, results.seeds))
+    rows = seed_rows(results, MAIN_CELLS, interval=True)
+    return (f"Over training seeds {seeds}, %: mean ± std (min-max) [95 % interval of the mean; seeds and queries "
+            "resampled]; a model made once shows its one value\n\n" + _aligned(("measure", *results.labels), rows, 1))
 
 
 def _aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int) -> str:

@@ -1,15 +1,17 @@
 """``repic demo``: the whole RePIC loop on a laptop CPU, from a concept world to a report.
 
-``settings`` holds the demo's sizes (full and quick), ``pipeline`` runs the stages (world, data, the
-warm-up start model, RePIC GRPO, the SFT baseline, evaluation of every model, the report) and reuses
-finished ones, ``evaluate`` measures one model on the held-out evaluation files. ``repic demo`` is the
-command-line front.
+``settings`` holds the demo's sizes (full and quick) and training seeds, ``pipeline`` runs the stages
+(world, data, the warm-up start model, RePIC GRPO and the SFT baseline per seed, evaluation of every
+model, the report) and reuses finished ones, ``evaluate`` measures one model on the held-out evaluation
+files, ``claims`` judges the paper's claim over the seeds. ``repic demo`` is the command-line front.
 """
 
 from __future__ import annotations
 
+from ...report import ClaimCheck
+from .claims import claim_checks
 from .evaluate import CAPTION_EVALUATIONS, EvalSettings, evaluate_model, gallery_rows, read_model_result
-from .pipeline import MODELS, ClaimCheck, DemoInterrupted, DemoOutcome, claim_checks, run_demo
+from .pipeline import MODELS, DemoInterrupted, DemoOutcome, run_demo
 from .settings import DemoSettings, demo_settings
 
 __all__ = [

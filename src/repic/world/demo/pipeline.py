@@ -4,10 +4,12 @@ Stages, in order, each writing into its own place in the run folder ``OUT``::
 
     world           OUT/world/            the synthetic concept world (``repic data synth``)
     data            OUT/data/             RePIC training data, held-out evaluation sets (``repic data build``)
+    data-faithful   OUT/data-faithful/    the same, plus captions showing absent references (``--faithful``)
     start           OUT/runs/start/       the shipped tiny base after the demo-tiny recipe's SFT warm-up
-    repic           OUT/runs/repic/       start + RePIC GRPO (``repic train grpo``, its own warm-up off)
-    sft             OUT/runs/sft/         start + the SFT baseline on as many samples (``repic train sft``)
-    eval-<model>    OUT/eval/<model>/     predictions and scores of base, start, sft and repic
+    repic-s<S>      OUT/runs/repic-s<S>/  start + RePIC GRPO with training seed S (its own warm-up off)
+    sft-s<S>        OUT/runs/sft-s<S>/    start + the SFT baseline on as many samples, seed S
+    faithful-s<S>   OUT/runs/faithful-s<S>/  start + RePIC GRPO with faithful naming, seed S (``--faithful``)
+    eval-<model>    OUT/eval/<model>/     predictions and scores of base, start and each seeded run
     report          OUT/report/           report.md, results.json, plots, gallery.html
 
 What it chose and why:
@@ -24,16 +26,18 @@ What it chose and why:
   ``--fresh`` clears an earlier demo and nothing else.
 - **The start model is made once.** GRPO and SFT both continue from it, so they differ only in how they
   are trained (see ``repic.world.demo.settings``).
-- **The claim is checked, not assumed**: ``claim_checks`` compares RePIC with the base on every task and
-  with SFT on 2- and 4-concept F1, in both scorer modes; the CLI prints whether each comparison holds, and
-  an OCT or VLT comparison that holds by less than twice its standard error says so (``within_noise``).
+- **Work is shared between two lanes by its cost** (``share_lanes``): each trained model with its
+  evaluation is one unit; the costliest go first, each to the lane with less work so far.
+- **The claim is checked, not assumed**, over the training seeds: ``repic.world.demo.claims`` compares
+  RePIC with the base on every task and with SFT on 2- and 4-concept F1, in both scorer modes, and the
+  faithful-naming row with RePIC on absent names; each check's verdict is
+  ``repic.evaluate.intervals.claim_verdict``'s (holds / within noise / does not hold).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -48,18 +52,25 @@ from typing import Any
 from ...atomic import atomic_write_json
 from ...errors import RepicError
 from ...progress import Progress
-from ...report import ClaimCheck, Results, RewardKeys, WrittenReport, describe_machine, percent, write_report
+from ...report import Results, RewardKeys, WrittenReport, describe_machine, write_report
 from ...tasks import TASKS
-from .evaluate import EvalSettings, evaluate_model, gallery_rows, read_model_result
+from .claims import FAITHFUL, ONCE, REPIC, SEEDED, SFT, claim_checks, seed_summaries
+from .evaluate import EvalSettings, evaluate_model, gallery_rows, query_outcomes, read_model_result
 from .lanes import LaneInterrupted, SecondLane
-from .settings import GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
+from .settings import (
+    FAITHFUL_ABSENT_REFERENCES,
+    FAITHFUL_OVERRIDES,
+    GRPO_RECIPE,
+    SFT_RECIPE,
+    DemoSettings,
+    sft_steps_for,
+)
 
 DEMO_FILE = "demo.json"
 DEMO_FORMAT = "repic-demo/1"
 STAGES_DIR = "stages"
 RUN_FOLDER_MARK = "$OUT"  # the run folder in a stage's key, so a moved run folder keeps its stages
-MODELS = ("base", "start", "sft", "repic")  # table order: where each model comes from, then the two methods
-SIDE_EVALUATIONS = ("base", "start", "sft")  # evaluated beside RePIC's GRPO (``side_stages``)
+MODELS = (*ONCE, *SEEDED)  # table order: where each model comes from, then the two methods
 REWARD_KEYS = RewardKeys(tasks={task: f"rewards/{task}/mean" for task in TASKS})  # TRL's per-reward means
 
 
@@ -186,12 +197,16 @@ class DemoPaths:
     def data(self) -> Path:
         return self.out / "data"
 
+    @property
+    def faithful_data(self) -> Path:
+        return self.out / "data-faithful"
+
     def run(self, stage: str) -> Path:
-        """The training run folder of ``start``, ``repic`` or ``sft``."""
+        """The training run folder of ``start`` or a seeded run (``repic-s0``)."""
         return self.out / "runs" / stage
 
     def model(self, name: str) -> Path:
-        """The model folder of one of ``MODELS``."""
+        """The model folder of ``base``, ``start`` or a seeded run (``repic-s0``)."""
         from ...shipped import shipped_base_path
 
         return shipped_base_path() if name == "base" else self.run(name) / "final"
@@ -213,9 +228,34 @@ class DemoOutcome:
     stages: dict[str, StageRecord]
 
 
+def run_name(kind: str, seed: int) -> str:
+    """The stage and folder name of a model trained once per seed: ``repic-s1``."""
+    return f"{kind}-s{seed}"
+
+
+def kind_of(name: str) -> str:
+    """The model a stage name makes: ``repic-s1`` -> ``repic``; ``base`` and ``start`` are their own.
+
+    >>> kind_of("repic-s12"), kind_of("base")
+    ('repic', 'base')
+    """
+    return name if name in ONCE else name.rsplit("-s", 1)[0]
+
+
+def seeded_kinds(settings: DemoSettings) -> tuple[str, ...]:
+    """The models trained once per training seed, in table order."""
+    return SEEDED + (FAITHFUL,) if settings.faithful else SEEDED
+
+
+def model_labels(settings: DemoSettings) -> tuple[str, ...]:
+    """Every compared model, in table order."""
+    return ONCE + seeded_kinds(settings)
+
+
 def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
-    """The resolved ``TrainConfig`` of each training stage: ``start`` (the warm-up, an SFT run), ``repic``
-    (GRPO) and ``sft``, plus ``with_warmup``, the GRPO recipe the warm-up comes from (it picks its samples)."""
+    """The resolved ``TrainConfig`` of each training stage: ``start`` (the warm-up, an SFT run), then one per
+    seeded run (``repic-s0``, ``sft-s0``, ``faithful-s0``...), plus ``with_warmup``, the GRPO recipe the
+    warm-up comes from (it picks its samples)."""
     from ...train import load_config
     from ...train.grpo import warmup_stage
 
@@ -233,34 +273,41 @@ def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]
         },
         method="grpo",
     )
-    start = warmup_stage(with_warmup)
-    repic = load_config(
-        GRPO_RECIPE,
-        values={
-            **settings.grpo_overrides,
-            **common,
-            "model.name_or_path": str(paths.model("start")),
-            "data.train_file": train_file,
-            "run.output_dir": str(paths.run("repic")),
-            "optim.max_steps": settings.grpo_steps,
-            "grpo.warmup.steps": 0,
-        },
-        method="grpo",
-    )
-    sft = load_config(
-        SFT_RECIPE,
-        values={
-            **settings.sft_overrides,
-            **common,
-            "model.name_or_path": str(paths.model("start")),
-            "data.train_file": sft_file,
-            "run.output_dir": str(paths.run("sft")),
-        },
-        method="sft",
-    )
-    grpo_samples = repic.grpo.prompts_per_step * settings.grpo_steps
-    sft = replace(sft, optim=replace(sft.optim, max_steps=sft_steps_for(grpo_samples, sft.sft.rows_per_step)))
-    return {"with_warmup": with_warmup, "start": start, "repic": repic, "sft": sft}
+    configs: dict[str, Any] = {"with_warmup": with_warmup, "start": warmup_stage(with_warmup)}
+    for seed in settings.seeds:
+        seeded = {"run.threads": settings.threads, "run.seed": seed, "model.name_or_path": str(paths.model("start"))}
+        grpo = {**settings.grpo_overrides, **seeded, "optim.max_steps": settings.grpo_steps, "grpo.warmup.steps": 0}
+        repic = load_config(
+            GRPO_RECIPE,
+            values={**grpo, "data.train_file": train_file, "run.output_dir": str(paths.run(run_name(REPIC, seed)))},
+            method="grpo",
+        )
+        configs[run_name(REPIC, seed)] = repic
+        if settings.faithful:
+            configs[run_name(FAITHFUL, seed)] = load_config(
+                GRPO_RECIPE,
+                values={
+                    **grpo,
+                    **FAITHFUL_OVERRIDES,
+                    "data.train_file": str(paths.faithful_data / "train.jsonl"),
+                    "run.output_dir": str(paths.run(run_name(FAITHFUL, seed))),
+                },
+                method="grpo",
+            )
+        sft = load_config(
+            SFT_RECIPE,
+            values={
+                **settings.sft_overrides,
+                **seeded,
+                "data.train_file": sft_file,
+                "run.output_dir": str(paths.run(run_name(SFT, seed))),
+            },
+            method="sft",
+        )
+        grpo_samples = repic.grpo.prompts_per_step * settings.grpo_steps
+        steps = sft_steps_for(grpo_samples, sft.sft.rows_per_step)
+        configs[run_name(SFT, seed)] = replace(sft, optim=replace(sft.optim, max_steps=steps))
+    return configs
 
 
 class _Trainer:
@@ -301,6 +348,7 @@ def run_demo(
     """Run (or continue) the demo in ``settings.out`` and write its report; see the module docstring."""
     import torch
 
+    from ...concepts.database import load_database
     from ...data.collection import load_collection
     from ...data.tasks import build
     from ...train.config import config_to_dict
@@ -315,14 +363,16 @@ def run_demo(
     paths = DemoPaths(settings.out.expanduser().absolute())
     open_run_folder(paths.out, fresh=fresh)
     load = describe_load()
-    say(f"{settings.mode} demo in {paths.out} ({load})")
+    seeds = ", ".join(map(str, settings.seeds))
+    say(f"{settings.mode} demo in {paths.out}, training seed{'s' if len(settings.seeds) > 1 else ''} {seeds} ({load})")
     book = StageBook(paths.out, say=say)
     configs = training_configs(settings, paths)
     # Retrieval uses the base's own pretrained tower (frozen in every later model, so the same for all).
     # VLT is asked in the box style the models were trained with (the GRPO recipe's).
     evaluation = EvalSettings(batch_size=settings.eval_batch_size, top_k=settings.top_k,
-                              embedder=f"tower:{paths.model('base')}", box_style=configs["repic"].data.box_style)
-    descriptions = model_descriptions(configs)
+                              embedder=f"tower:{paths.model('base')}",
+                              box_style=configs[run_name(REPIC, settings.seeds[0])].data.box_style)
+    descriptions = model_descriptions(configs, settings)
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     stages_started = time.perf_counter()
@@ -339,6 +389,15 @@ def run_demo(
             paths.data,
             lambda: build(load_collection(paths.world), paths.data, settings.build),
         )
+        tokens = {"data": data.token}
+        if settings.faithful:
+            faithful_build = replace(settings.build, ict_absent_references=FAITHFUL_ABSENT_REFERENCES)
+            tokens["data-faithful"] = book.run(
+                "data-faithful",
+                {"build": faithful_build.to_dict(), "world": world.token},
+                paths.faithful_data,
+                lambda: build(load_collection(paths.world), paths.faithful_data, faithful_build),
+            ).token
         made = {"base": file_digest(paths.model("base") / "model.safetensors")}  # what each model is
         start = configs["start"]
         made["start"] = book.run(
@@ -347,13 +406,12 @@ def run_demo(
             paths.run("start"),
             _Trainer("start", start, say, warmup_of=configs["with_warmup"]),
         ).token
-        plan = StagePlan(paths, configs, evaluation, descriptions, data.token)
+        plan = StagePlan(paths, configs, evaluation, descriptions, tokens)
+        units = work_units(settings)
         if settings.lanes > 1:
-            _two_lanes(book, plan, made, settings.threads, say)
+            _two_lanes(book, plan, made, share_lanes(settings, units), settings.threads, say)
         else:
-            train_stage(book, plan, made, "repic", say)
-            side_stages(book, plan, made, say)
-        evaluate_stage(book, plan, made, "repic", say)
+            run_units(book, plan, made, units, say)
     finally:
         torch.set_num_threads(threads)
     # With two lanes the stages overlap: the wall clock says how long they took (a run that reused stages
@@ -363,8 +421,12 @@ def run_demo(
 
     say("report: started")
     started = time.perf_counter()
+    database = load_database(paths.data / "eval" / "database.json")
+    runs = {label: [paths.evaluation(name) for name in evaluated_runs(settings, label)] for label in model_labels(settings)}
+    per_label = {label: [read_model_result(folder) for folder in folders] for label, folders in runs.items()}
+    outcomes = {label: [query_outcomes(folder, database) for folder in folders] for label, folders in runs.items()}
     results = Results(
-        models=[read_model_result(paths.evaluation(name)) for name in MODELS],
+        models=[per_label[label][0] for label in model_labels(settings)],
         title=f"RePIC demo ({settings.mode}): tiny Qwen2.5-VL on held-out concepts of the synthetic world",
         timings={name: record.seconds for name, record in book.records.items()},
         wall_seconds=wall_seconds,
@@ -377,38 +439,91 @@ def run_demo(
             "evaluation": asdict(evaluation),
             **{
                 f"{name} ({configs[name].method})": config_to_dict(configs[name])
-                for name in ("start", "repic", "sft")
+                for name in ("start", *(run_name(kind, settings.seeds[0]) for kind in seeded_kinds(settings)))
             },
         },
         machine=f"{describe_machine()}, {load} at the start",
+        seeds=settings.seeds,
+        per_seed={label: per_label[label] for label in seeded_kinds(settings)},
+        summaries=seed_summaries(outcomes),
     )
-    results = replace(results, checks=claim_checks(results))
+    results = replace(results, checks=claim_checks(outcomes))
+    first = {label: runs[label][0] for label in model_labels(settings)}
     written = write_report(
         paths.report,
         results,
-        metrics_path=paths.run("repic") / "metrics.jsonl",
+        metrics_path=paths.run(run_name(REPIC, settings.seeds[0])) / "metrics.jsonl",
         reward_keys=REWARD_KEYS,
-        gallery_rows=gallery_rows(
-            {name: paths.evaluation(name) for name in MODELS}, settings.gallery_per_evaluation
-        ),
+        gallery_rows=gallery_rows(first, settings.gallery_per_evaluation),
     )
     say(f"report: done in {time.perf_counter() - started:.1f} s")
     return DemoOutcome(results, written, book.records)
 
 
+def evaluated_runs(settings: DemoSettings, label: str) -> list[str]:
+    """The evaluation folders (names under ``OUT/eval``) of one model: one per seed for a seeded model."""
+    if label in ONCE:
+        return [label]
+    return [run_name(label, seed) for seed in settings.seeds]
+
+
 @dataclass(frozen=True)
 class StagePlan:
-    """What the stages after the start model need, as plain data (the second lane gets it pickled)."""
+    """What the stages after the start model need, as plain data (the second lane gets it pickled).
+
+    ``data_tokens``: the token of each data stage (``data``; ``data-faithful`` with the faithful row)."""
 
     paths: DemoPaths
     configs: dict[str, Any]
     evaluation: EvalSettings
     descriptions: dict[str, str]
-    data_token: str
+    data_tokens: dict[str, str]
+
+    def data_token_of(self, name: str) -> str:
+        """The token of the data a model was trained on (the held-out files are the same for every model)."""
+        tokens = dict(self.data_tokens)
+        if name.startswith(f"{FAITHFUL}-"):
+            tokens["data"] = f"{tokens['data']}+{tokens['data-faithful']}"
+        return tokens["data"]
+
+
+# A unit of work: the name of a model (``base``, ``repic-s1``...); a trained one is trained, then evaluated.
+def work_units(settings: DemoSettings) -> list[str]:
+    """Every model to make and evaluate after the start model, GRPO runs first (they take longest)."""
+    grpo = [run_name(kind, seed) for seed in settings.seeds for kind in seeded_kinds(settings) if kind != SFT]
+    return grpo + [run_name(SFT, seed) for seed in settings.seeds] + list(ONCE)
+
+
+def unit_cost(settings: DemoSettings, name: str) -> float:
+    """A rough cost of a unit in seconds on one thread, to share units between lanes (measured on the full
+    demo: a GRPO step about 1.1 s, the SFT baseline about 55 s, an evaluation about 20 s)."""
+    if name in ONCE:
+        return 20.0
+    if name.startswith(f"{SFT}-"):
+        return 75.0
+    return 1.1 * settings.grpo_steps + 20.0
+
+
+def share_lanes(settings: DemoSettings, units: list[str]) -> tuple[list[str], list[str]]:
+    """The units of the first lane (this process) and the second: each unit, costliest first, goes to the
+    lane with less work so far, so the two end at about the same time.
+
+    >>> from pathlib import Path
+    >>> settings = DemoSettings(Path("x"), False, None, None, 400, seeds=(0, 1, 2))
+    >>> share_lanes(settings, work_units(settings))
+    (['repic-s0', 'repic-s2'], ['repic-s1', 'sft-s0', 'sft-s1', 'sft-s2', 'base', 'start'])
+    """
+    lanes: tuple[list[str], list[str]] = ([], [])
+    loads = [0.0, 0.0]
+    for name in sorted(units, key=lambda unit: -unit_cost(settings, unit)):  # stable: ties keep their order
+        lane = 0 if loads[0] <= loads[1] else 1
+        lanes[lane].append(name)
+        loads[lane] += unit_cost(settings, name)
+    return lanes
 
 
 def train_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name: str, say: Progress) -> None:
-    """Train ``repic`` or ``sft`` from the start model; its token goes into ``made``."""
+    """Train a seeded run (``repic-s0``...) from the start model; its token goes into ``made``."""
     key = _train_key(plan, made, name)
     made[name] = book.run(name, key, plan.paths.run(name), _Trainer(name, plan.configs[name], say)).token
 
@@ -416,15 +531,15 @@ def train_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name: st
 def _train_key(plan: StagePlan, made: dict[str, str], name: str) -> dict[str, Any]:
     from ...train.config import config_to_dict
 
-    return {"config": config_to_dict(plan.configs[name]), "start": made["start"], "data": plan.data_token}
+    return {"config": config_to_dict(plan.configs[name]), "start": made["start"], "data": plan.data_token_of(name)}
 
 
 def _eval_key(plan: StagePlan, made: dict[str, str], name: str) -> dict[str, Any]:
-    return {"settings": asdict(plan.evaluation), "model": made[name], "data": plan.data_token}
+    return {"settings": asdict(plan.evaluation), "model": made[name], "data": plan.data_tokens["data"]}
 
 
 def evaluate_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name: str, say: Progress) -> None:
-    """Evaluate one of ``MODELS`` on every held-out file."""
+    """Evaluate one model (``base``, ``start`` or a seeded run) on every held-out file."""
     book.run(
         f"eval-{name}",
         _eval_key(plan, made, name),
@@ -433,42 +548,53 @@ def evaluate_stage(book: StageBook, plan: StagePlan, made: dict[str, str], name:
             plan.paths.model(name),
             plan.paths.data,
             plan.paths.evaluation(name),
-            label=name,
-            description=plan.descriptions[name],
+            label=kind_of(name),
+            description=plan.descriptions[kind_of(name)],
             settings=plan.evaluation,
             progress=lambda line: say(f"eval {line}"),
         ),
     )
 
 
-def side_stages(book: StageBook, plan: StagePlan, made: dict[str, str], say: Progress | None = None) -> dict[str, str]:
-    """The stages that do not wait for RePIC: the SFT baseline, then the evaluations of base, start and sft."""
+def run_units(
+    book: StageBook, plan: StagePlan, made: dict[str, str], units: list[str], say: Progress | None = None
+) -> dict[str, str]:
+    """Make (train) and evaluate each unit in turn; the tokens of what was made come back."""
     say = say or book.say
-    train_stage(book, plan, made, "sft", say)
-    for name in SIDE_EVALUATIONS:
+    for name in units:
+        if name not in ONCE:
+            train_stage(book, plan, made, name, say)
         evaluate_stage(book, plan, made, name, say)
     return made
 
 
-def _side_stages_reusable(book: StageBook, plan: StagePlan, made: dict[str, str]) -> bool:
-    """Whether every stage of ``side_stages`` would be reused (then a second lane has nothing to do)."""
-    sft = book.reusable("sft", _train_key(plan, made, "sft"))
-    if sft is None:
-        return False
-    tokens = {**made, "sft": sft.token}
-    return all(book.reusable(f"eval-{name}", _eval_key(plan, tokens, name)) for name in SIDE_EVALUATIONS)
+def _units_reusable(book: StageBook, plan: StagePlan, made: dict[str, str], units: list[str]) -> bool:
+    """Whether every stage of ``units`` would be reused (then a second lane has nothing to do)."""
+    tokens = dict(made)
+    for name in units:
+        if name not in ONCE:
+            trained = book.reusable(name, _train_key(plan, tokens, name))
+            if trained is None:
+                return False
+            tokens[name] = trained.token
+        if book.reusable(f"eval-{name}", _eval_key(plan, tokens, name)) is None:
+            return False
+    return True
 
 
-def _two_lanes(book: StageBook, plan: StagePlan, made: dict[str, str], threads: int, say: Progress) -> None:
-    """GRPO here while ``side_stages`` run in a second process (``repic.world.demo.lanes``); none is
-    started when they are all finished already."""
-    if _side_stages_reusable(book, plan, made):
-        train_stage(book, plan, made, "repic", say)
-        side_stages(book, plan, made, say)
+def _two_lanes(
+    book: StageBook, plan: StagePlan, made: dict[str, str], lanes: tuple[list[str], list[str]], threads: int,
+    say: Progress,
+) -> None:
+    """The units shared between this process and a second one (``repic.world.demo.lanes``); none is started
+    when the second's units are all finished already."""
+    mine, theirs = lanes
+    if _units_reusable(book, plan, made, theirs):
+        run_units(book, plan, made, mine + theirs, say)
         return
-    lane = SecondLane(book.folder, side_stages, (plan, dict(made)), threads=threads, say=say).start()
+    lane = SecondLane(book.folder, run_units, (plan, dict(made), theirs), threads=threads, say=say).start()
     try:
-        train_stage(book, plan, made, "repic", say)
+        run_units(book, plan, made, mine, say)
     except BaseException as exc:
         lane.stop(wait=isinstance(exc, DemoInterrupted | KeyboardInterrupt))
         raise
@@ -480,18 +606,31 @@ def _two_lanes(book: StageBook, plan: StagePlan, made: dict[str, str], threads: 
     made.update(lane_made)
 
 
-def model_descriptions(configs: dict[str, Any]) -> dict[str, str]:
+def model_descriptions(configs: dict[str, Any], settings: DemoSettings) -> dict[str, str]:
     """What each compared model is, in one line each."""
-    start, repic, sft = configs["start"], configs["repic"], configs["sft"]
+    first = settings.seeds[0]
+    start, repic, sft = configs["start"], configs[run_name(REPIC, first)], configs[run_name(SFT, first)]
     warmup = f"{start.optim.max_steps}-step SFT warm-up on {start.data.max_samples} samples of all four tasks"
     rollouts = f"{repic.grpo.prompts_per_step} prompts x {repic.grpo.num_generations} completions"
-    return {
+    seeds = f"trained once per seed ({', '.join(map(str, settings.seeds))})" if len(settings.seeds) > 1 else (
+        f"training seed {first}")
+    descriptions = {
         "base": "the shipped tiny base (pretrained on generic tasks), no post-training",
         "start": f"base + {warmup} (the {GRPO_RECIPE} recipe's warm-up); SFT and RePIC both start here",
-        "sft": f"start + SFT baseline: {sft.optim.max_steps} steps x {sft.sft.rows_per_step} reference captions "
-        "of the training concepts",
-        "repic": f"start + RePIC GRPO: {repic.optim.max_steps} steps x {rollouts}, verifiable rewards",
+        SFT: f"start + SFT baseline: {sft.optim.max_steps} steps x {sft.sft.rows_per_step} reference captions "
+        f"of the training concepts; {seeds}",
+        REPIC: f"start + RePIC GRPO: {repic.optim.max_steps} steps x {rollouts}, verifiable rewards "
+        f"(the paper's); {seeds}",
     }
+    if settings.faithful:
+        cost = FAITHFUL_OVERRIDES["rewards.absent_name_cost"]
+        descriptions[FAITHFUL] = (
+            f"start + RePIC GRPO as above with faithful naming: an absent shown concept named costs {cost:g} of a "
+            f"present one, and {FAITHFUL_ABSENT_REFERENCES:.0%} of the single-concept captions also show an absent "
+            f"lookalike; {seeds}"
+        )
+    return descriptions
+
 
 
 SCENE_COUNTS = (
@@ -512,97 +651,51 @@ def equivalent_commands(
     def sets(values: dict[str, Any]) -> str:
         return " ".join(f"--set {key}={value}" for key, value in values.items())
 
-    repic, sft = configs["repic"], configs["sft"]
     common = {"run.threads": settings.threads, "run.seed": settings.seed}
     start, eval_dir = paths.model("start"), paths.data / "eval"
-    return [
+    data_build = (f"--counts {counts} --eval-counts {eval_counts}")
+    commands = [
         command,
         f"repic data synth --out {paths.world} --seed {world.seed} --train-concepts {world.n_train_concepts} "
         f"--heldout-concepts {world.n_heldout_concepts} --scenes {scenes}",
-        f"repic data build --concepts {paths.world} --out {paths.data} --seed {build_config.seed} "
-        f"--counts {counts} --eval-counts {eval_counts}",
+        f"repic data build --concepts {paths.world} --out {paths.data} --seed {build_config.seed} {data_build}",
+    ]
+    if settings.faithful:
+        commands.append(
+            f"repic data build --concepts {paths.world} --out {paths.faithful_data} --seed {build_config.seed} "
+            f"{data_build} --ict-absent-references {FAITHFUL_ABSENT_REFERENCES}"
+        )
+    commands.append(
         f"repic train warmup --recipe {GRPO_RECIPE} --data {paths.data / 'train.jsonl'} --out {paths.run('start')} "
         + sets({**settings.grpo_overrides, **settings.warmup_overrides, **common,
-                "grpo.warmup.train_file": paths.data / "sft.jsonl"}),
-        f"repic train grpo --recipe {GRPO_RECIPE} --model {start} --data {paths.data / 'train.jsonl'} "
-        f"--out {paths.run('repic')} --max-steps {repic.optim.max_steps} "
-        + sets({**settings.grpo_overrides, **common, "grpo.warmup.steps": 0}),
-        f"repic train sft --recipe {SFT_RECIPE} --model {start} --data {paths.data / 'sft.jsonl'} "
-        f"--out {paths.run('sft')} --max-steps {sft.optim.max_steps} "
-        + sets({**settings.sft_overrides, **common}),
+                "grpo.warmup.train_file": paths.data / "sft.jsonl"})
+    )
+    for seed in settings.seeds:
+        seeded = {"run.threads": settings.threads, "run.seed": seed}
+        for kind in seeded_kinds(settings):
+            name = run_name(kind, seed)
+            config = configs[name]
+            if kind == SFT:
+                commands.append(
+                    f"repic train sft --recipe {SFT_RECIPE} --model {start} --data {paths.data / 'sft.jsonl'} "
+                    f"--out {paths.run(name)} --max-steps {config.optim.max_steps} "
+                    + sets({**settings.sft_overrides, **seeded})
+                )
+                continue
+            data = (paths.faithful_data if kind == FAITHFUL else paths.data) / "train.jsonl"
+            extra = FAITHFUL_OVERRIDES if kind == FAITHFUL else {}
+            commands.append(
+                f"repic train grpo --recipe {GRPO_RECIPE} --model {start} --data {data} "
+                f"--out {paths.run(name)} --max-steps {config.optim.max_steps} "
+                + sets({**settings.grpo_overrides, **seeded, "grpo.warmup.steps": 0, **extra})
+            )
+    return commands + [
         f"repic caption MODEL --eval {eval_dir}/FILE.jsonl --mode skip|retrieve --top-k {settings.top_k} "
         f"--embedder {evaluation.embedder} --max-new-tokens {evaluation.max_new_tokens} "
         f"--box-style {evaluation.box_style} --out DIR"
         "   # per model and evaluation file",
         f"repic eval {paths.out / 'eval'}/MODEL/EVALUATION.jsonl --database {eval_dir / 'database.json'}",
     ]
-
-
-# ------------------------------------------------------------------------------------------ the claim
-def claim_checks(results: Results) -> list[ClaimCheck]:
-    """RePIC against the base on every task, and against SFT on 2- and 4-concept F1 (both scorer modes)."""
-    models = {model.label: model for model in results.models}
-    repic, base, sft = models["repic"], models["base"], models["sft"]
-    checks = []
-
-    def f1s(model: Any, key: str) -> tuple[float, float]:
-        result = model.captions[key]
-        return result.official.f1, result.strict.f1
-
-    def add(statement: str, mine: tuple[float, ...], theirs: tuple[float, ...], counts: tuple[int, int] | None = None
-            ) -> None:
-        shown = " / ".join
-        holds = all(a > b for a, b in zip(mine, theirs, strict=True))
-        checks.append(
-            ClaimCheck(
-                statement,
-                shown(percent(v) for v in mine),
-                shown(percent(v) for v in theirs),
-                holds,
-                within_noise(mine[0], theirs[0], counts) if holds and counts else "",
-            )
-        )
-
-    for key in repic.captions:
-        add(f"RePIC > base, {key} F1 (official / strict)", f1s(repic, key), f1s(base, key))
-    add(
-        "RePIC > base, OCT accuracy",
-        (repic.recognition.accuracy or 0.0,),
-        (base.recognition.accuracy or 0.0,),
-        (repic.recognition.total, base.recognition.total),
-    )
-    add(
-        "RePIC > base, VLT accuracy (IoU >= 0.5)",
-        (repic.localization.accuracy or 0.0,),
-        (base.localization.accuracy or 0.0,),
-        (repic.localization.total, base.localization.total),
-    )
-    for key in ("two", "four"):
-        add(f"RePIC > SFT, {key} F1 (official / strict)", f1s(repic, key), f1s(sft, key))
-    return checks
-
-
-def within_noise(mine: float, theirs: float, counts: tuple[int, int]) -> str:
-    """A note when the gap between two accuracies is under twice its standard error (``""`` otherwise).
-
-    The error is the unpaired one of two proportions, ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)``. Both
-    models answer the same questions, which makes the true error of the gap smaller, so this errs towards
-    calling a gap noise: 76.0 vs 75.5 % on 200 answers each (one answer) is, 85 vs 75 % is not.
-
-    >>> within_noise(0.76, 0.755, (200, 200))
-    'within noise: a gap of 0.5 points, under twice its standard error (8.6 points; 200 and 200 answers)'
-    >>> within_noise(0.85, 0.75, (200, 200))
-    ''
-    """
-    mine_n, theirs_n = counts
-    if min(mine_n, theirs_n) < 1:
-        return ""
-    error = math.sqrt(mine * (1 - mine) / mine_n + theirs * (1 - theirs) / theirs_n)
-    gap = mine - theirs
-    if gap >= 2 * error:
-        return ""
-    return (f"within noise: a gap of {100 * gap:.1f} points, under twice its standard error "
-            f"({200 * error:.1f} points; {mine_n} and {theirs_n} answers)")
 
 
 def describe_load() -> str:

@@ -26,6 +26,15 @@ everything, for tests and a first look, 15-20 s). What it chose and why:
   training scenes are exactly the default world's, the ones the shipped base was pretrained on.
 - **One torch thread**: the tiny model's matrices are small, and on a busy 2-core machine a second thread
   made training steps many times slower (measured for the ``demo-tiny`` recipe).
+- **Training seeds are an axis** (``--seeds 0,1,2``): the world, the data, the base and the start model
+  are made once (``seed``); RePIC's GRPO and the SFT baseline are trained once per training seed, each
+  run a stage of its own, and the report gives every seed's numbers with their mean, spread and interval.
+  GRPO's sampling takes another path under another seed, as it does on another CPU, and the gaps the
+  paper's claims rest on are often smaller than that spread. The default trains once, with ``seed``.
+- **Faithful naming, beside the paper** (``--faithful``): one more GRPO run per seed, trained with the
+  ``absent_name_cost`` reward (naming a shown concept that is absent costs half a present name) on the
+  same data plus single-concept captions that show an absent lookalike's reference
+  (``ict_absent_references``, built into ``OUT/data-faithful``). The paper's row stays as it defines it.
 - **Two lanes where there are two cores.** With one thread per stage, a second core would idle through
   GRPO, so the SFT baseline and the evaluations of base, start and SFT (none needs RePIC) run beside it in
   a second process (``repic.world.demo.lanes``); ``--lanes 1`` runs every stage in turn. Results do not
@@ -50,6 +59,9 @@ DEFAULT_OUT = Path("repic-demo")
 MIN_WORLD_SIZE = 8  # 4 held-out concepts (the four-concept evaluation) and 4 to train on
 MIN_HELDOUT = 4
 MAX_LANES = 2  # GRPO, and beside it everything that does not wait for it
+# The faithful-naming row (``--faithful``): what its GRPO run and its data change against the paper's.
+FAITHFUL_OVERRIDES = {"rewards.absent_name_cost": 0.5}  # Omni-Persona's -0.5 for a false name, +1 for a true one
+FAITHFUL_ABSENT_REFERENCES = 0.5  # share of single-concept captions that also show an absent lookalike
 
 # GRPO steps of the full demo: twice the recipe's 200, because the rewards were still climbing there.
 # Measured on the default world, one thread: with the first shipped base, held-out single-concept F1 0.69
@@ -109,6 +121,8 @@ class DemoSettings:
     top_k: int = 2  # retrieved concepts per query, the paper's K
     gallery_per_evaluation: int = 4  # gallery rows per caption evaluation
     lanes: int = 1  # 2: the stages that do not wait for GRPO run beside it, in a second process
+    seeds: tuple[int, ...] = (0,)  # training seeds of GRPO and SFT (the world, data and start use ``seed``)
+    faithful: bool = False  # also train RePIC + faithful naming, once per seed
 
     @property
     def mode(self) -> str:
@@ -149,11 +163,15 @@ def demo_settings(
     out: str | Path | None = None,
     seed: int = 0,
     lanes: int | None = None,
+    seeds: tuple[int, ...] | None = None,
+    faithful: bool = False,
 ) -> DemoSettings:
     """The settings of a full (default) or quick demo, with the user's steps, world size and folder.
 
     ``lanes``: 1 runs the stages one after the other, 2 runs the SFT baseline and the evaluations that do not
-    need RePIC beside its GRPO training; default 2 where this process may use 2 or more cores."""
+    need RePIC beside its GRPO training; default 2 where this process may use 2 or more cores. ``seeds``:
+    the training seeds (default: ``seed`` alone)."""
+    seeds = check_seeds((seed,) if seeds is None else seeds)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise RepicError(f"--steps is the number of GRPO steps and must be at least 1, got {steps!r}")
     if lanes is None:
@@ -184,6 +202,8 @@ def demo_settings(
             eval_batch_size=16,
             gallery_per_evaluation=2,
             lanes=lanes,
+            seeds=seeds,
+            faithful=faithful,
         )
     return DemoSettings(
         out=folder,
@@ -193,7 +213,26 @@ def demo_settings(
         grpo_steps=steps or FULL_STEPS,
         seed=seed,
         lanes=lanes,
+        seeds=seeds,
+        faithful=faithful,
     )
+
+
+def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct whole numbers >= 0, or a clear error.
+
+    >>> check_seeds((0, 1, 2))
+    (0, 1, 2)
+    """
+    seeds = tuple(seeds)
+    if not seeds:
+        raise RepicError("--seeds needs at least one training seed, e.g. --seeds 0,1,2")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise RepicError(f"--seeds takes whole numbers from 0 to 2^32 - 1, got {seed!r}")
+    if len(set(seeds)) != len(seeds):
+        raise RepicError(f"--seeds lists a seed twice ({', '.join(map(str, seeds))}); give each once")
+    return seeds
 
 
 def usable_cores() -> int:
