@@ -115,11 +115,12 @@ def test_defaults_prefer_the_latest_demo(tmp_path):
     assert default_database(tmp_path).origin == "the default concept database"  # reused, not copied again
 
     demo = tmp_path / "with-demo"
-    (demo / "repic-demo/runs/repic/final").mkdir(parents=True)
-    (demo / "repic-demo/runs/repic/final/config.json").write_text("{}")
+    for seed in (2, 10, 1):  # a run over several training seeds: the lowest seed's model is the default
+        (demo / f"repic-demo/runs/repic-s{seed}/final").mkdir(parents=True)
+        (demo / f"repic-demo/runs/repic-s{seed}/final/config.json").write_text("{}")
     world = demo / "repic-demo/world/database.json"
     copy_database(shipped_concepts_path(), world)
-    assert default_model(demo).path == demo / "repic-demo/runs/repic/final"
+    assert default_model(demo).path == demo / "repic-demo/runs/repic-s1/final"
     copied = default_database(demo)
     assert "demo's world" in copied.origin and copied.path == demo / DEFAULT_DATABASE
     assert json.loads(copied.path.read_text())["concept_dict"].keys() == json.loads(world.read_text())["concept_dict"].keys()

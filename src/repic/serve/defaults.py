@@ -1,7 +1,8 @@
 """What ``repic app`` and ``repic serve`` open when told nothing: the latest demo run, else what ships.
 
-- **Model**: ``repic-demo/runs/repic/final`` (the RePIC model of the latest ``repic demo`` run in the
-  current folder) when it is there, else the tiny base shipped in the package.
+- **Model**: ``repic-demo/runs/repic-s<S>/final`` (the RePIC model of the latest ``repic demo`` run in the
+  current folder, its lowest training seed S where it trained several) when it is there, else the tiny base
+  shipped in the package.
 - **Database**: ``repic-concepts/database.json`` in the current folder. The first time it does not exist,
   it is made as a copy of the demo's world database (``repic-demo/world/database.json``) or, without a
   demo, of the concept database shipped in the package (``repic/assets/concepts``, made with
@@ -23,7 +24,8 @@ from ..records import Concept
 from ..shipped import shipped_base_path
 
 DEMO_FOLDER = Path("repic-demo")
-DEMO_MODEL = Path("runs/repic/final")
+DEMO_RUNS = Path("runs")
+DEMO_MODEL = "repic-s*/final"  # one RePIC model per training seed
 DEMO_DATABASE = Path("world/database.json")
 DEFAULT_DATABASE = Path("repic-concepts/database.json")
 SHIPPED_CONCEPTS = Path(__file__).resolve().parent.parent / "assets" / "concepts" / "database.json"
@@ -38,10 +40,12 @@ class Chosen:
 
 
 def default_model(cwd: Path | None = None) -> Chosen:
-    """The latest demo run's RePIC model in ``cwd``, else the shipped tiny base."""
-    demo = (cwd or Path.cwd()) / DEMO_FOLDER / DEMO_MODEL
-    if (demo / "config.json").is_file() or (demo / "adapter_config.json").is_file():
-        return Chosen(demo, "the RePIC model of the latest `repic demo` run")
+    """The latest demo run's RePIC model in ``cwd`` (its lowest training seed), else the shipped tiny base."""
+    runs = (cwd or Path.cwd()) / DEMO_FOLDER / DEMO_RUNS
+    finished = [final for final in runs.glob(DEMO_MODEL) if _is_model(final)] if runs.is_dir() else []
+    if finished:
+        first = min(finished, key=lambda final: _seed_of(final.parent.name))
+        return Chosen(first, f"the RePIC model of the latest `repic demo` run (training seed {_seed_of(first.parent.name)})")
     return Chosen(shipped_base_path(), "the tiny base shipped with repic (run `repic demo` for a RePIC model)")
 
 
@@ -50,9 +54,19 @@ def known_models(cwd: Path | None = None) -> list[str]:
     runs = (cwd or Path.cwd()) / DEMO_FOLDER / "runs"
     found = [str(shipped_base_path())]
     for final in sorted(runs.glob("*/final")) if runs.is_dir() else []:
-        if (final / "config.json").is_file() or (final / "adapter_config.json").is_file():
+        if _is_model(final):
             found.append(str(final))
     return found
+
+
+def _is_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
+def _seed_of(run: str) -> int:
+    """The training seed of a demo run folder's name (``repic-s12`` -> 12); a name without one sorts last."""
+    digits = run.rsplit("-s", 1)[-1]
+    return int(digits) if digits.isdigit() else 2**32
 
 
 def shipped_concepts_path() -> Path:
