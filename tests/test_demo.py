@@ -545,6 +545,24 @@ def test_sft_sees_as_many_samples_as_grpo_and_both_start_from_the_warmed_up_mode
     assert start.run.output_dir == str(tmp_path / "runs" / "start")
 
 
+def test_each_training_seed_gets_its_runs_and_set_overrides_the_grpo_recipe_only(tmp_path):
+    settings = demo_settings(out=tmp_path, seeds=(0, 1), faithful=True, recipe_overrides={"grpo.beta": 0.01})
+    configs = training_configs(settings, DemoPaths(tmp_path))
+    assert sorted(configs) == sorted(["with_warmup", "start", "repic-s0", "repic-s1", "sft-s0", "sft-s1",
+                                      "faithful-s0", "faithful-s1"])
+    # the world, the data and the start model are made once, with --seed; each run trains with its own seed
+    assert configs["start"].run.seed == 0 and [configs[f"sft-s{s}"].run.seed for s in (0, 1)] == [0, 1]
+    assert configs["repic-s1"].run.seed == 1 and configs["repic-s1"].run.output_dir == str(tmp_path / "runs" / "repic-s1")
+    assert configs["repic-s1"].grpo.beta == configs["faithful-s0"].grpo.beta == 0.01  # --set: GRPO only
+    # the faithful row: its reward and its data, the paper's row untouched
+    assert configs["faithful-s0"].rewards.absent_name_cost == 0.5 and configs["repic-s0"].rewards.absent_name_cost == 0
+    assert configs["faithful-s0"].data.train_file == str(tmp_path / "data-faithful" / "train.jsonl")
+    assert configs["repic-s0"].data.train_file == str(tmp_path / "data" / "train.jsonl")
+    with pytest.raises(RepicError, match="unknown config key grpo.bta"):  # refused before anything is written
+        demo_settings(out=tmp_path / "new", recipe_overrides={"grpo.bta": 1})
+    assert not (tmp_path / "new").exists()
+
+
 # ------------------------------------------------------------------------------------------ the claim
 def cells(f1_rows: list[bool], oct_right: list[bool], vlt_hits: list[bool]) -> dict:
     """A model's outcomes: every caption evaluation with one concept per row (correct or none), OCT, VLT."""
@@ -582,8 +600,10 @@ def test_a_claim_that_fails_in_one_seed_or_within_its_interval_is_within_noise()
         return check.verdict, check.note
 
     verdict, note = oct_verdict(one_more)
-    # one answer in 200 (+0.5 points): positive in the one seed, but the interval reaches below 0
-    assert verdict == "within noise" and note.startswith("gap +0.5 points, 95 % interval [-")
+    # one answer in 200 (+0.5 points), positive in the one seed. Paired on the same queries, that answer is the
+    # only difference, so a resample shows a gap of 0 (when it misses that query) or more: the low end is 0,
+    # not above it
+    assert verdict == "within noise" and note.startswith("gap +0.5 points, 95 % interval [+0.0, +")
     verdict, note = oct_verdict(much_better, one_less)  # +19.5 and -0.5 points: the mean is positive, one seed not
     assert verdict == "within noise" and "per seed +19.5, -0.5" in note
     assert oct_verdict(much_better, much_better)[0] == "holds"

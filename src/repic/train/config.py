@@ -358,6 +358,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def parse_override(text: str) -> dict[str, Any]:
     """``"grpo.beta=0.0"`` -> ``{"grpo": {"beta": 0.0}}``; the value is read as YAML."""
+    return nest(*split_override(text))
+
+
+def split_override(text: str) -> tuple[str, Any]:
+    """``"grpo.beta=0.0"`` -> ``("grpo.beta", 0.0)``: the dotted key and the value read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep:
         raise RepicError(f"override {text!r} must look like section.key=value, e.g. grpo.beta=0.04")
@@ -365,7 +370,8 @@ def parse_override(text: str) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise RepicError(f"override {text!r}: the value is not valid YAML ({exc})") from exc
-    return nest(key, value)
+    nest(key, value)  # the key's shape is checked here, before it is used
+    return key.strip(), value
 
 
 def nest(dotted_key: str, value: Any) -> dict[str, Any]:

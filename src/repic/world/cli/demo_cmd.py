@@ -73,6 +73,14 @@ def demo_command(
             "show absent references), once per seed, beside the paper's RePIC.",
         ),
     ] = False,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a setting of the GRPO recipe (demo-tiny) for RePIC, its warm-up and the faithful row: "
+            "section.key=value, repeatable (e.g. grpo.beta=0.01); SFT keeps its recipe.",
+        ),
+    ] = None,
     lanes: Annotated[
         int | None,
         typer.Option(
@@ -89,10 +97,12 @@ def demo_command(
     from ..demo.reference import shipped_range_lines
 
     try:
+        from ...train.config import split_override
+
         training_seeds = None if seeds is None else parse_seeds(seeds)
         settings = demo_settings(
             quick=quick, steps=steps, world_size=world_size, out=out, seed=seed, lanes=lanes, seeds=training_seeds,
-            faithful=faithful,
+            faithful=faithful, recipe_overrides=dict(split_override(item) for item in sets or []),
         )
     except RepicError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -109,6 +119,7 @@ def demo_command(
             *_option("--seed", seed or None),
             *_option("--seeds", seeds),
             *(["--faithful"] if faithful else []),
+            *(part for item in sets or [] for part in ("--set", item)),
             *_option("--lanes", lanes),
         ]
     )

@@ -27,7 +27,9 @@ What it chose and why:
 - **The start model is made once.** GRPO and SFT both continue from it, so they differ only in how they
   are trained (see ``repic.world.demo.settings``).
 - **Work is shared between two lanes by its cost** (``share_lanes``): each trained model with its
-  evaluation is one unit; the costliest go first, each to the lane with less work so far.
+  evaluation is one unit; units finished earlier are read back first, then the costliest of the rest go
+  first, each to the lane with less work so far (adding ``--faithful`` or a seed to a finished run trains
+  only what is new, on both cores).
 - **The claim is checked, not assumed**, over the training seeds: ``repic.world.demo.claims`` compares
   RePIC with the base on every task and with SFT on 2- and 4-concept F1, in both scorer modes, and the
   faithful-naming row with RePIC on absent names; each check's verdict is
@@ -409,7 +411,11 @@ def run_demo(
         plan = StagePlan(paths, configs, evaluation, descriptions, tokens)
         units = work_units(settings)
         if settings.lanes > 1:
-            _two_lanes(book, plan, made, share_lanes(settings, units), settings.threads, say)
+            # finished units are only read back; the rest is shared by its cost
+            finished = [unit for unit in units if _units_reusable(book, plan, made, [unit])]
+            run_units(book, plan, made, finished, say)
+            pending = [unit for unit in units if unit not in finished]
+            _two_lanes(book, plan, made, share_lanes(settings, pending), settings.threads, say)
         else:
             run_units(book, plan, made, units, say)
     finally:

@@ -1,6 +1,7 @@
 """``DemoSettings``: every size, count and seed of ``repic demo``, for the full run and the quick one.
 
-The demo is a fixed recipe with three knobs a user may turn (``--steps``, ``--world-size``, ``--out``) and
+The demo is a fixed recipe with knobs a user may turn (``--steps``, ``--world-size``, ``--out``, ``--seeds``,
+``--faithful``, and ``--set key=value`` over the GRPO recipe, to try a recipe over seeds) and
 two sizes: *full* (the default: the default concept world with larger evaluation sets, the ``demo-tiny``
 GRPO recipe, about 9-10 minutes on a 2-core CPU) and *quick* (a world of 12 concepts and a few steps of
 everything, for tests and a first look, 15-20 s). What it chose and why:
@@ -165,13 +166,20 @@ def demo_settings(
     lanes: int | None = None,
     seeds: tuple[int, ...] | None = None,
     faithful: bool = False,
+    recipe_overrides: dict[str, Any] | None = None,
 ) -> DemoSettings:
     """The settings of a full (default) or quick demo, with the user's steps, world size and folder.
 
     ``lanes``: 1 runs the stages one after the other, 2 runs the SFT baseline and the evaluations that do not
     need RePIC beside its GRPO training; default 2 where this process may use 2 or more cores. ``seeds``:
-    the training seeds (default: ``seed`` alone)."""
+    the training seeds (default: ``seed`` alone). ``recipe_overrides``: dotted keys over the GRPO recipe
+    (``repic demo --set``), for RePIC, its warm-up and the faithful row alike."""
     seeds = check_seeds((seed,) if seeds is None else seeds)
+    extra = dict(recipe_overrides or {})
+    if extra:  # a bad key or value is refused now, before the run folder is touched
+        from ...train import load_config
+
+        load_config(GRPO_RECIPE, values=extra, method="grpo")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise RepicError(f"--steps is the number of GRPO steps and must be at least 1, got {steps!r}")
     if lanes is None:
@@ -196,6 +204,7 @@ def demo_settings(
                 "grpo.prompts_per_step": 2,
                 "grpo.max_completion_length": 16,
                 "run.logging_steps": 1,
+                **extra,
             },
             sft_overrides={"sft.rows_per_step": 4, "run.logging_steps": 1},
             warmup_overrides={"grpo.warmup.steps": 4, "grpo.warmup.samples": 16, "grpo.warmup.batch_size": 4},
@@ -215,6 +224,7 @@ def demo_settings(
         lanes=lanes,
         seeds=seeds,
         faithful=faithful,
+        grpo_overrides=extra,
     )
 
 
