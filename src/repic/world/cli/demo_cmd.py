@@ -73,6 +73,14 @@ def demo_command(
             "show absent references), once per seed, beside the paper's RePIC.",
         ),
     ] = False,
+    faithful_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--faithful-cost",
+            help="What naming an absent shown concept costs the faithful row, against 1 for each present name "
+            "(rewards.absent_name_cost; default 0.5, Omni-Persona's).",
+        ),
+    ] = None,
     sets: Annotated[
         list[str] | None,
         typer.Option(
@@ -103,6 +111,7 @@ def demo_command(
         settings = demo_settings(
             quick=quick, steps=steps, world_size=world_size, out=out, seed=seed, lanes=lanes, seeds=training_seeds,
             faithful=faithful, recipe_overrides=dict(split_override(item) for item in sets or []),
+            **({} if faithful_cost is None else {"faithful_cost": faithful_cost}),
         )
     except RepicError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -119,6 +128,7 @@ def demo_command(
             *_option("--seed", seed or None),
             *_option("--seeds", seeds),
             *(["--faithful"] if faithful else []),
+            *_option("--faithful-cost", faithful_cost),
             *(part for item in sets or [] for part in ("--set", item)),
             *_option("--lanes", lanes),
         ]

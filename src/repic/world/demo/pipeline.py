@@ -61,7 +61,6 @@ from .evaluate import EvalSettings, evaluate_model, gallery_rows, query_outcomes
 from .lanes import LaneInterrupted, SecondLane
 from .settings import (
     FAITHFUL_ABSENT_REFERENCES,
-    FAITHFUL_OVERRIDES,
     GRPO_RECIPE,
     SFT_RECIPE,
     DemoSettings,
@@ -290,7 +289,7 @@ def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]
                 GRPO_RECIPE,
                 values={
                     **grpo,
-                    **FAITHFUL_OVERRIDES,
+                    **settings.faithful_overrides,
                     "data.train_file": str(paths.faithful_data / "train.jsonl"),
                     "run.output_dir": str(paths.run(run_name(FAITHFUL, seed))),
                 },
@@ -629,7 +628,7 @@ def model_descriptions(configs: dict[str, Any], settings: DemoSettings) -> dict[
         f"(the paper's); {seeds}",
     }
     if settings.faithful:
-        cost = FAITHFUL_OVERRIDES["rewards.absent_name_cost"]
+        cost = settings.faithful_cost
         descriptions[FAITHFUL] = (
             f"start + RePIC GRPO as above with faithful naming: an absent shown concept named costs {cost:g} of a "
             f"present one, and {FAITHFUL_ABSENT_REFERENCES:.0%} of the single-concept captions also show an absent "
@@ -689,7 +688,7 @@ def equivalent_commands(
                 )
                 continue
             data = (paths.faithful_data if kind == FAITHFUL else paths.data) / "train.jsonl"
-            extra = FAITHFUL_OVERRIDES if kind == FAITHFUL else {}
+            extra = settings.faithful_overrides if kind == FAITHFUL else {}
             commands.append(
                 f"repic train grpo --recipe {GRPO_RECIPE} --model {start} --data {data} "
                 f"--out {paths.run(name)} --max-steps {config.optim.max_steps} "

@@ -61,7 +61,7 @@ MIN_WORLD_SIZE = 8  # 4 held-out concepts (the four-concept evaluation) and 4 to
 MIN_HELDOUT = 4
 MAX_LANES = 2  # GRPO, and beside it everything that does not wait for it
 # The faithful-naming row (``--faithful``): what its GRPO run and its data change against the paper's.
-FAITHFUL_OVERRIDES = {"rewards.absent_name_cost": 0.5}  # Omni-Persona's -0.5 for a false name, +1 for a true one
+FAITHFUL_COST = 0.5  # what naming an absent shown concept costs (Omni-Persona: -0.5 a false name, +1 a true one)
 FAITHFUL_ABSENT_REFERENCES = 0.5  # share of single-concept captions that also show an absent lookalike
 
 # GRPO steps of the full demo: twice the recipe's 200, because the rewards were still climbing there.
@@ -124,6 +124,12 @@ class DemoSettings:
     lanes: int = 1  # 2: the stages that do not wait for GRPO run beside it, in a second process
     seeds: tuple[int, ...] = (0,)  # training seeds of GRPO and SFT (the world, data and start use ``seed``)
     faithful: bool = False  # also train RePIC + faithful naming, once per seed
+    faithful_cost: float = FAITHFUL_COST  # the faithful row's ``rewards.absent_name_cost``
+
+    @property
+    def faithful_overrides(self) -> dict[str, Any]:
+        """What the faithful row's GRPO recipe sets beyond the paper's row."""
+        return {"rewards.absent_name_cost": self.faithful_cost}
 
     @property
     def mode(self) -> str:
@@ -167,6 +173,7 @@ def demo_settings(
     seeds: tuple[int, ...] | None = None,
     faithful: bool = False,
     recipe_overrides: dict[str, Any] | None = None,
+    faithful_cost: float = FAITHFUL_COST,
 ) -> DemoSettings:
     """The settings of a full (default) or quick demo, with the user's steps, world size and folder.
 
@@ -176,10 +183,10 @@ def demo_settings(
     (``repic demo --set``), for RePIC, its warm-up and the faithful row alike."""
     seeds = check_seeds((seed,) if seeds is None else seeds)
     extra = dict(recipe_overrides or {})
-    if extra:  # a bad key or value is refused now, before the run folder is touched
-        from ...train import load_config
+    from ...train import load_config
 
-        load_config(GRPO_RECIPE, values=extra, method="grpo")
+    # a bad key or value is refused now, before the run folder is touched
+    load_config(GRPO_RECIPE, values={**extra, "rewards.absent_name_cost": faithful_cost}, method="grpo")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise RepicError(f"--steps is the number of GRPO steps and must be at least 1, got {steps!r}")
     if lanes is None:
@@ -213,6 +220,7 @@ def demo_settings(
             lanes=lanes,
             seeds=seeds,
             faithful=faithful,
+            faithful_cost=faithful_cost,
         )
     return DemoSettings(
         out=folder,
@@ -224,6 +232,7 @@ def demo_settings(
         lanes=lanes,
         seeds=seeds,
         faithful=faithful,
+        faithful_cost=faithful_cost,
         grpo_overrides=extra,
     )
 
