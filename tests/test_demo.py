@@ -31,18 +31,12 @@ from repic.world.demo import claims as claims_module
 from repic.world.demo import evaluate as evaluate_module
 from repic.world.demo import pipeline as pipeline_module
 from repic.world.demo import settings as settings_module
+from repic.world.demo import stages as stages_module
+from repic.world.demo.claims import claim_checks
 from repic.world.demo.evaluate import query_outcomes
-from repic.world.demo.pipeline import (
-    DEMO_FILE,
-    MODELS,
-    STAGES_DIR,
-    DemoPaths,
-    StageBook,
-    claim_checks,
-    open_run_folder,
-    training_configs,
-)
+from repic.world.demo.pipeline import MODELS, training_configs
 from repic.world.demo.settings import FULL_WORLD, GRPO_RECIPE, QUICK_WORLD, demo_settings, scaled_world
+from repic.world.demo.stages import DEMO_FILE, STAGES_DIR, DemoPaths, StageBook, open_run_folder
 
 CAPTION_LABELS = {  # the report's display label of each caption evaluation
     "single": "1 concept",
@@ -615,7 +609,7 @@ def test_a_claim_that_fails_in_one_seed_or_within_its_interval_is_within_noise()
 
 
 def test_module_doctests_pass():
-    modules = (settings_module, evaluate_module, pipeline_module, claims_module)
+    modules = (settings_module, evaluate_module, pipeline_module, claims_module, stages_module)
     assert all(doctest.testmod(module).failed == 0 for module in modules)
     assert sum(doctest.testmod(module).attempted for module in modules) >= 4  # the examples really ran
 

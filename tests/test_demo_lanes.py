@@ -10,7 +10,7 @@ import pytest
 
 from repic.errors import RepicError
 from repic.world.demo.lanes import SecondLane
-from repic.world.demo.pipeline import StageBook
+from repic.world.demo.stages import StageBook
 
 # The lane's work functions live at module level: the spawned process imports them by name.
 

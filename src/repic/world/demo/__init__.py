@@ -11,8 +11,9 @@ from __future__ import annotations
 from ...report import ClaimCheck
 from .claims import claim_checks
 from .evaluate import CAPTION_EVALUATIONS, EvalSettings, evaluate_model, gallery_rows, read_model_result
-from .pipeline import MODELS, DemoInterrupted, DemoOutcome, run_demo
+from .pipeline import MODELS, DemoOutcome, run_demo
 from .settings import DemoSettings, demo_settings
+from .stages import DemoInterrupted
 
 __all__ = [
     "CAPTION_EVALUATIONS",

@@ -35,7 +35,7 @@ class LaneInterrupted(Exception):
 def _lane_main(folder: Path, work: Callable[..., Any], args: tuple, threads: int, quiet: bool, messages: Any) -> None:
     import torch
 
-    from .pipeline import DemoInterrupted, StageBook
+    from .stages import DemoInterrupted, StageBook
 
     if quiet:  # as quiet as the parent: the libraries' bars would cut through the progress lines
         from ...cli.quiet import quiet_libraries

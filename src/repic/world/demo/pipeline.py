@@ -14,14 +14,10 @@ Stages, in order, each writing into its own place in the run folder ``OUT``::
 
 What it chose and why:
 
-- **Finished stages are reused.** A stage that completes writes ``OUT/stages/<stage>.json`` with the
-  settings it ran with (its *key*) and a fresh token; a later run skips a stage whose record exists and
-  whose key is unchanged. A stage's key holds the tokens of the stages it reads, so redoing a stage redoes
-  everything downstream of it, and a stage interrupted half-way has no record and runs again from the
-  start (its folder is cleared first). The base model's key is a digest of its weights, so replacing the
-  shipped base invalidates the start model. Paths inside the run folder are written into keys as
-  ``$OUT/...``, so a run folder moved or copied elsewhere keeps its finished stages. The report is always
-  rewritten: it describes this run.
+- **Finished stages are reused** (``repic.world.demo.stages``: a stage with a record of the same key is
+  skipped, and redoing a stage redoes what reads it). The base model's key is a digest of its weights, so
+  replacing the shipped base invalidates the start model. The report is always rewritten: it describes
+  this run.
 - **The run folder is guarded**: ``OUT`` must be new, empty or an earlier demo (``OUT/demo.json``);
   ``--fresh`` clears an earlier demo and nothing else.
 - **The start model is made once.** GRPO and SFT both continue from it, so they differ only in how they
@@ -38,186 +34,34 @@ What it chose and why:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
-import shutil
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from ...atomic import atomic_write_json
-from ...errors import RepicError
 from ...progress import Progress
 from ...report import Results, RewardKeys, WrittenReport, describe_machine, write_report
 from ...tasks import TASKS
 from .claims import FAITHFUL, ONCE, REPIC, SEEDED, SFT, claim_checks, seed_summaries
+from .commands import equivalent_commands
 from .evaluate import EvalSettings, evaluate_model, gallery_rows, query_outcomes, read_model_result
 from .lanes import LaneInterrupted, SecondLane
-from .settings import (
-    FAITHFUL_ABSENT_REFERENCES,
-    GRPO_RECIPE,
-    SFT_RECIPE,
-    DemoSettings,
-    sft_steps_for,
+from .settings import FAITHFUL_ABSENT_REFERENCES, GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
+from .stages import (
+    DemoInterrupted,
+    DemoPaths,
+    StageBook,
+    StageRecord,
+    file_digest,
+    kind_of,
+    model_labels,
+    open_run_folder,
+    run_name,
+    seeded_kinds,
 )
 
-DEMO_FILE = "demo.json"
-DEMO_FORMAT = "repic-demo/1"
-STAGES_DIR = "stages"
-RUN_FOLDER_MARK = "$OUT"  # the run folder in a stage's key, so a moved run folder keeps its stages
 MODELS = (*ONCE, *SEEDED)  # table order: where each model comes from, then the two methods
 REWARD_KEYS = RewardKeys(tasks={task: f"rewards/{task}/mean" for task in TASKS})  # TRL's per-reward means
-
-
-class DemoInterrupted(Exception):
-    """A training stage was stopped with Ctrl-C; a re-run continues from the stages already finished."""
-
-
-# ------------------------------------------------------------------------------------------ stages
-@dataclass(frozen=True)
-class StageRecord:
-    """A finished stage: its key, the token that identifies this making of it, and how long it took."""
-
-    name: str
-    key: dict[str, Any]
-    token: str
-    seconds: float
-    reused: bool
-
-
-class StageBook:
-    """Runs the stages of one run folder, skipping those finished earlier with the same key."""
-
-    def __init__(self, folder: Path, *, say: Progress) -> None:
-        self.folder = folder
-        self.say = say
-        self.records: dict[str, StageRecord] = {}
-
-    def _record_path(self, name: str) -> Path:
-        return self.folder / STAGES_DIR / f"{name}.json"
-
-    def _portable(self, key: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``key`` as it reads back from a record, with the run folder written as ``$OUT``; and as it is."""
-        text = json.dumps(key, sort_keys=True, default=str)
-        folder = json.dumps(str(self.folder))[1:-1]  # as JSON escapes it inside a string
-        portable = re.sub(re.escape(folder) + r'(?=/|")', lambda _: RUN_FOLDER_MARK, text)
-        return json.loads(portable), json.loads(text)
-
-    def _write_record(self, record: StageRecord, finished: str) -> None:
-        atomic_write_json(
-            self._record_path(record.name),
-            {"stage": record.name, "key": record.key, "token": record.token, "seconds": record.seconds,
-             "finished": finished},
-        )
-
-    def _finished(
-        self, name: str, key: dict[str, Any], absolute: dict[str, Any], *, rewrite: bool = True
-    ) -> StageRecord | None:
-        path = self._record_path(name)
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return None  # absent, or damaged by hand: the stage runs again
-        if saved.get("key") not in (key, absolute) or not isinstance(saved.get("token"), str):
-            return None
-        record = StageRecord(name, key, saved["token"], float(saved.get("seconds", 0.0)), reused=True)
-        if saved["key"] != key and rewrite:  # a record from before keys were portable: kept in the new form
-            self._write_record(record, str(saved.get("finished", "")))
-        return record
-
-    def reusable(self, name: str, key: dict[str, Any]) -> StageRecord | None:
-        """The record ``run`` would reuse for the stage ``name`` and this ``key``, if any (it runs nothing)."""
-        return self._finished(name, *self._portable(key), rewrite=False)
-
-    def run(self, name: str, key: dict[str, Any], output: Path, action: Callable[[], None]) -> StageRecord:
-        """Run ``action`` (which writes ``output``) unless a record with this ``key`` exists."""
-        key, absolute = self._portable(key)
-        record = self._finished(name, key, absolute)
-        if record is not None:
-            self.say(f"{name}: reused (made earlier in {record.seconds:.1f} s)")
-        else:
-            self._record_path(name).unlink(missing_ok=True)  # first: a cleared stage never looks finished
-            if output.exists():
-                shutil.rmtree(output)
-            self.say(f"{name}: started")
-            started = time.perf_counter()
-            action()
-            seconds = round(
-                time.perf_counter() - started, 3
-            )  # as the record keeps it, so reruns report the same
-            record = StageRecord(name, key, uuid.uuid4().hex, seconds, reused=False)
-            self._write_record(record, datetime.now().astimezone().isoformat(timespec="seconds"))
-            self.say(f"{name}: done in {record.seconds:.1f} s")
-        self.records[name] = record
-        return record
-
-
-def open_run_folder(out: Path, *, fresh: bool) -> None:
-    """Make ``out`` ready: new, empty or an earlier demo (cleared when ``fresh``); anything else is refused."""
-    if out.exists() and not out.is_dir():
-        raise RepicError(f"{out} is a file; --out takes a folder for the demo run")
-    is_demo = (out / DEMO_FILE).is_file()
-    if out.is_dir() and any(out.iterdir()) and not is_demo:
-        raise RepicError(
-            f"{out} is not empty and holds no earlier demo ({DEMO_FILE}); choose a new or empty folder with --out"
-        )
-    if fresh and is_demo:
-        (out / DEMO_FILE).unlink()  # first: a half-cleared folder is not taken for a demo
-        for child in out.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    atomic_write_json(out / DEMO_FILE, {"format": DEMO_FORMAT})
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (the identity of a model's weights)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# ------------------------------------------------------------------------------------------ the run
-@dataclass(frozen=True)
-class DemoPaths:
-    """Where each stage writes (layout in the module docstring)."""
-
-    out: Path
-
-    @property
-    def world(self) -> Path:
-        return self.out / "world"
-
-    @property
-    def data(self) -> Path:
-        return self.out / "data"
-
-    @property
-    def faithful_data(self) -> Path:
-        return self.out / "data-faithful"
-
-    def run(self, stage: str) -> Path:
-        """The training run folder of ``start`` or a seeded run (``repic-s0``)."""
-        return self.out / "runs" / stage
-
-    def model(self, name: str) -> Path:
-        """The model folder of ``base``, ``start`` or a seeded run (``repic-s0``)."""
-        from ...shipped import shipped_base_path
-
-        return shipped_base_path() if name == "base" else self.run(name) / "final"
-
-    def evaluation(self, model: str) -> Path:
-        return self.out / "eval" / model
-
-    @property
-    def report(self) -> Path:
-        return self.out / "report"
 
 
 @dataclass(frozen=True)
@@ -227,30 +71,6 @@ class DemoOutcome:
     results: Results
     report: WrittenReport
     stages: dict[str, StageRecord]
-
-
-def run_name(kind: str, seed: int) -> str:
-    """The stage and folder name of a model trained once per seed: ``repic-s1``."""
-    return f"{kind}-s{seed}"
-
-
-def kind_of(name: str) -> str:
-    """The model a stage name makes: ``repic-s1`` -> ``repic``; ``base`` and ``start`` are their own.
-
-    >>> kind_of("repic-s12"), kind_of("base")
-    ('repic', 'base')
-    """
-    return name if name in ONCE else name.rsplit("-s", 1)[0]
-
-
-def seeded_kinds(settings: DemoSettings) -> tuple[str, ...]:
-    """The models trained once per training seed, in table order."""
-    return SEEDED + (FAITHFUL,) if settings.faithful else SEEDED
-
-
-def model_labels(settings: DemoSettings) -> tuple[str, ...]:
-    """Every compared model, in table order."""
-    return ONCE + seeded_kinds(settings)
 
 
 def training_configs(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
@@ -636,71 +456,6 @@ def model_descriptions(configs: dict[str, Any], settings: DemoSettings) -> dict[
         )
     return descriptions
 
-
-
-SCENE_COUNTS = (
-    "scenes_per_train_concept", "n_train_two", "n_train_four", "n_train_negative", "n_eval_single", "n_eval_two",
-    "n_eval_four", "n_eval_negative",
-)  # fmt: skip
-
-
-def equivalent_commands(
-    settings: DemoSettings, paths: DemoPaths, configs: dict[str, Any], evaluation: EvalSettings, command: str
-) -> list[str]:
-    """The command that ran, then the ``repic`` commands that make each stage's output on their own."""
-    world, build_config = settings.world, settings.build
-    scenes = ",".join(f"{name}={getattr(world, name)}" for name in SCENE_COUNTS)
-    counts = ",".join(f"{task}={n}" for task, n in build_config.counts.items())
-    eval_counts = ",".join(f"{task}={n}" for task, n in build_config.eval_counts.items())
-
-    def sets(values: dict[str, Any]) -> str:
-        return " ".join(f"--set {key}={value}" for key, value in values.items())
-
-    common = {"run.threads": settings.threads, "run.seed": settings.seed}
-    start, eval_dir = paths.model("start"), paths.data / "eval"
-    data_build = (f"--counts {counts} --eval-counts {eval_counts}")
-    commands = [
-        command,
-        f"repic data synth --out {paths.world} --seed {world.seed} --train-concepts {world.n_train_concepts} "
-        f"--heldout-concepts {world.n_heldout_concepts} --scenes {scenes}",
-        f"repic data build --concepts {paths.world} --out {paths.data} --seed {build_config.seed} {data_build}",
-    ]
-    if settings.faithful:
-        commands.append(
-            f"repic data build --concepts {paths.world} --out {paths.faithful_data} --seed {build_config.seed} "
-            f"{data_build} --ict-absent-references {FAITHFUL_ABSENT_REFERENCES}"
-        )
-    commands.append(
-        f"repic train warmup --recipe {GRPO_RECIPE} --data {paths.data / 'train.jsonl'} --out {paths.run('start')} "
-        + sets({**settings.grpo_overrides, **settings.warmup_overrides, **common,
-                "grpo.warmup.train_file": paths.data / "sft.jsonl"})
-    )
-    for seed in settings.seeds:
-        seeded = {"run.threads": settings.threads, "run.seed": seed}
-        for kind in seeded_kinds(settings):
-            name = run_name(kind, seed)
-            config = configs[name]
-            if kind == SFT:
-                commands.append(
-                    f"repic train sft --recipe {SFT_RECIPE} --model {start} --data {paths.data / 'sft.jsonl'} "
-                    f"--out {paths.run(name)} --max-steps {config.optim.max_steps} "
-                    + sets({**settings.sft_overrides, **seeded})
-                )
-                continue
-            data = (paths.faithful_data if kind == FAITHFUL else paths.data) / "train.jsonl"
-            extra = settings.faithful_overrides if kind == FAITHFUL else {}
-            commands.append(
-                f"repic train grpo --recipe {GRPO_RECIPE} --model {start} --data {data} "
-                f"--out {paths.run(name)} --max-steps {config.optim.max_steps} "
-                + sets({**settings.grpo_overrides, **seeded, "grpo.warmup.steps": 0, **extra})
-            )
-    return commands + [
-        f"repic caption MODEL --eval {eval_dir}/FILE.jsonl --mode skip|retrieve --top-k {settings.top_k} "
-        f"--embedder {evaluation.embedder} --max-new-tokens {evaluation.max_new_tokens} "
-        f"--box-style {evaluation.box_style} --out DIR"
-        "   # per model and evaluation file",
-        f"repic eval {paths.out / 'eval'}/MODEL/EVALUATION.jsonl --database {eval_dir / 'database.json'}",
-    ]
 
 
 def describe_load() -> str:
