@@ -601,7 +601,7 @@ def test_a_claim_that_fails_in_one_seed_or_within_its_interval_is_within_noise()
     # one answer in 200 (+0.5 points), positive in the one seed. Paired on the same queries, that answer is the
     # only difference, so a resample shows a gap of 0 (when it misses that query) or more: the low end is 0,
     # not above it
-    assert verdict == "within noise" and note.startswith("gap +0.5 points, 95 % interval [+0.0, +")
+    assert verdict == "within noise" and note.startswith("gap +0.5 points; 95 % interval [+0.0, +")
     verdict, note = oct_verdict(much_better, one_less)  # +19.5 and -0.5 points: the mean is positive, one seed not
     assert verdict == "within noise" and "per seed +19.5, -0.5" in note
     assert oct_verdict(much_better, much_better)[0] == "holds"

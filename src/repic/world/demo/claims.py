@@ -102,11 +102,11 @@ def _note(gap: GapSummary, verdicts: Sequence[str]) -> str:
     """What a verdict rests on, in points: the gap per seed and the interval of its mean.
 
     >>> _note(GapSummary((0.05, -0.01), 0.02, -0.02, 0.06, 0.95, WITHIN_NOISE), [WITHIN_NOISE])
-    'gap +2.0 points (per seed +5.0, -1.0), 95 % interval [-2.0, +6.0]'
+    'gap +2.0 points; per seed +5.0, -1.0; 95 % interval [-2.0, +6.0]'
     """
     seeds = ", ".join(f"{100 * value:+.1f}" for value in gap.gaps)
-    per_seed = f" (per seed {seeds})" if len(gap.gaps) > 1 else ""
-    note = (f"gap {100 * gap.mean:+.1f} points{per_seed}, {100 * gap.level:.0f} % interval "
+    per_seed = f"; per seed {seeds}" if len(gap.gaps) > 1 else ""
+    note = (f"gap {100 * gap.mean:+.1f} points{per_seed}; {100 * gap.level:.0f} % interval "
             f"[{100 * gap.low:+.1f}, {100 * gap.high:+.1f}]")
     if len(set(verdicts)) > 1:
         note += f"; strict scorer: {verdicts[1]}"
