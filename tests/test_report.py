@@ -532,7 +532,7 @@ def test_summary_table_and_lines_hold_hand_checked_numbers(report):
     ]
     assert "Claim checks: 1 of 3 hold, 1 within noise, 1 do not hold. Within noise: RePIC > base, OCT accuracy " \
         "(76.0 vs 75.5: one answer). Does not hold: RePIC > base, VLT accuracy (0.0 vs 25.0)." in text
-    assert "The stages took 102.5 s (1:42) one after the other; the longest, train, 90.5 s (1:30)." in text
+    assert "The stages took 102.5 s (1:42) in all (their records summed); the longest, train, 90.5 s (1:30)." in text
     assert "Retrieval" not in text  # no evaluation retrieved its references
 
 

@@ -136,7 +136,8 @@ def _time_line(results: Results) -> str:
     total = sum(results.timings.values())
     slowest = max(results.timings, key=results.timings.__getitem__)
     if results.wall_seconds is None:
-        line = f"The stages took {duration(total)} one after the other"
+        # one after the other, or side by side in earlier invocations whose records this run reused
+        line = f"The stages took {duration(total)} in all (their records summed)"
     else:
         line = f"The stages took {duration(results.wall_seconds)} of wall clock side by side (their sum {duration(total)})"
     return f"{line}; the longest, {slowest}, {duration(results.timings[slowest])}."

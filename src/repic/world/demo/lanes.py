@@ -1,8 +1,8 @@
 """A second lane for the demo's stages: ``SecondLane`` runs stages in another process on the same run folder.
 
 Why: the demo trains with one torch thread (a second thread made the tiny model's steps slower, see
-``repic.world.demo.settings``), so on a 2-core machine one core idles while GRPO trains, and the SFT baseline
-and three of the four evaluations do not need GRPO's result. They run in the second lane meanwhile.
+``repic.world.demo.settings``), so on a 2-core machine one core would idle while GRPO trains; the models
+to train and evaluate do not wait for each other, so half of them (by cost) run in the second lane.
 
 How: a spawned process (not forked: the parent's torch and OpenMP threads do not survive a fork safely)
 calls ``work(book, *args)`` with a ``StageBook`` of its own over the same folder, so its stages keep their

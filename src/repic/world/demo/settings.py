@@ -37,9 +37,9 @@ everything, for tests and a first look, 15-20 s). What it chose and why:
   same data plus single-concept captions that show an absent lookalike's reference
   (``ict_absent_references``, built into ``OUT/data-faithful``). The paper's row stays as it defines it.
 - **Two lanes where there are two cores.** With one thread per stage, a second core would idle through
-  GRPO, so the SFT baseline and the evaluations of base, start and SFT (none needs RePIC) run beside it in
-  a second process (``repic.world.demo.lanes``); ``--lanes 1`` runs every stage in turn. Results do not
-  depend on it: every stage is seeded and keeps its own record.
+  GRPO, so the trained models and their evaluations are shared between this process and a second one by
+  their cost (``repic.world.demo.lanes``, ``pipeline.share_lanes``); ``--lanes 1`` runs every stage in
+  turn. Results do not depend on it: every stage is seeded and keeps its own record.
 """
 
 from __future__ import annotations
@@ -177,8 +177,8 @@ def demo_settings(
 ) -> DemoSettings:
     """The settings of a full (default) or quick demo, with the user's steps, world size and folder.
 
-    ``lanes``: 1 runs the stages one after the other, 2 runs the SFT baseline and the evaluations that do not
-    need RePIC beside its GRPO training; default 2 where this process may use 2 or more cores. ``seeds``:
+    ``lanes``: 1 runs the stages one after the other, 2 shares the trained models and their evaluations
+    between two processes; default 2 where this process may use 2 or more cores. ``seeds``:
     the training seeds (default: ``seed`` alone). ``recipe_overrides``: dotted keys over the GRPO recipe
     (``repic demo --set``), for RePIC, its warm-up and the faithful row alike."""
     seeds = check_seeds((seed,) if seeds is None else seeds)
