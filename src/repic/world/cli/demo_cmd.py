@@ -3,8 +3,9 @@
 It builds (or reuses) the concept world and the data, makes the start model, post-trains it with RePIC
 GRPO and trains the SFT baseline, evaluates base, start, SFT and RePIC on held-out concepts and writes a
 report folder (``repic.world.demo.pipeline``). One line per stage start and end, with the seconds since the
-start, and the training steps as they are logged; at the end the results table, whether each part of the
-paper's claim held, and the report's path. ``--quick`` runs the same stages at tiny sizes. Ctrl-C during
+start, and the training steps as they are logged; at the end the results table, the summary over training
+seeds (``--seeds``; a one-seed run says where it falls in the shipped three-seed run instead), the verdict
+of each part of the paper's claim, and the report's path. ``--quick`` runs the same stages at tiny sizes. Ctrl-C during
 training stops with exit status 130; the same command then continues from the finished stages. The
 library is imported inside the command, so other ``repic`` commands start fast.
 """
@@ -93,8 +94,8 @@ def demo_command(
         int | None,
         typer.Option(
             "--lanes",
-            help="2: train the SFT baseline and evaluate base, start and SFT beside RePIC's GRPO, in a second "
-            "process; 1: every stage in turn (default: 2 on a machine with 2 or more cores). Same results.",
+            help="2: share the models to train and evaluate between this process and a second one, by their cost; "
+            "1: every stage in turn (default: 2 on a machine with 2 or more cores). Same results.",
         ),
     ] = None,
 ) -> None:
