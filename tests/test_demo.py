@@ -549,11 +549,11 @@ def test_each_training_seed_gets_its_runs_and_set_overrides_the_grpo_recipe_only
     assert configs["repic-s1"].run.seed == 1 and configs["repic-s1"].run.output_dir == str(tmp_path / "runs" / "repic-s1")
     assert configs["repic-s1"].grpo.beta == configs["faithful-s0"].grpo.beta == 0.01  # --set: GRPO only
     # the faithful row: its reward and its data, the paper's row untouched
-    assert configs["faithful-s0"].rewards.absent_name_cost == 0.5 and configs["repic-s0"].rewards.absent_name_cost == 0
+    assert configs["faithful-s0"].rewards.absent_name_cost == 1.0 and configs["repic-s0"].rewards.absent_name_cost == 0
     assert configs["faithful-s0"].data.train_file == str(tmp_path / "data-faithful" / "train.jsonl")
     assert configs["repic-s0"].data.train_file == str(tmp_path / "data" / "train.jsonl")
-    costly = training_configs(demo_settings(out=tmp_path, faithful=True, faithful_cost=1.0), DemoPaths(tmp_path))
-    assert costly["faithful-s0"].rewards.absent_name_cost == 1.0  # --faithful-cost
+    cheaper = training_configs(demo_settings(out=tmp_path, faithful=True, faithful_cost=0.5), DemoPaths(tmp_path))
+    assert cheaper["faithful-s0"].rewards.absent_name_cost == 0.5  # --faithful-cost
     with pytest.raises(RepicError, match="absent_name_cost must be a number in"):
         demo_settings(out=tmp_path / "new", faithful=True, faithful_cost=9.0)
     with pytest.raises(RepicError, match="unknown config key grpo.bta"):  # refused before anything is written

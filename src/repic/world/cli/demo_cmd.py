@@ -79,7 +79,7 @@ def demo_command(
         typer.Option(
             "--faithful-cost",
             help="What naming an absent shown concept costs the faithful row, against 1 for each present name "
-            "(rewards.absent_name_cost; default 0.5, Omni-Persona's).",
+            "(rewards.absent_name_cost; default 1.0; Omni-Persona charges 0.5).",
         ),
     ] = None,
     sets: Annotated[
@@ -156,7 +156,8 @@ def demo_command(
             say(line)
         say("")
     seeds = ", ".join(map(str, results.seeds))
-    say(f"The paper's claim on this run (mean over training seeds {seeds}; the claimed model's number vs the other's, %):")
+    over = f"mean over training seeds {seeds}" if len(results.seeds) > 1 else f"training seed {seeds}"
+    say(f"The paper's claim on this run ({over}; the claimed model's number vs the other's, %):")
     for check in results.checks:
         colour = {"holds": "green", "within noise": "yellow"}.get(check.verdict, "red")
         verdict = "does NOT hold" if check.verdict == "does not hold" else check.verdict

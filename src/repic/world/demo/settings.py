@@ -3,7 +3,7 @@
 The demo is a fixed recipe with knobs a user may turn (``--steps``, ``--world-size``, ``--out``, ``--seeds``,
 ``--faithful``, and ``--set key=value`` over the GRPO recipe, to try a recipe over seeds) and
 two sizes: *full* (the default: the default concept world with larger evaluation sets, the ``demo-tiny``
-GRPO recipe, about 9-10 minutes on a 2-core CPU) and *quick* (a world of 12 concepts and a few steps of
+GRPO recipe, about 7-8 minutes of stages on a quiet 2-core CPU) and *quick* (a world of 12 concepts and a few steps of
 everything, for tests and a first look, 15-20 s). What it chose and why:
 
 - **The recipes stay the source of the training settings.** The demo trains with the shipped recipes
@@ -15,8 +15,8 @@ everything, for tests and a first look, 15-20 s). What it chose and why:
   runs it once to make the *start* model; GRPO (its own warm-up off) and the SFT baseline both continue from
   that start, so the comparison between them is fair.
 - **400 GRPO steps** in the full demo, twice the recipe's ``optim.max_steps``: the rewards were still
-  climbing at 200 (numbers at ``FULL_STEPS``). They take most of the run: 515 of the 546 s of stages
-  measured on 2 cores with the shipped base and two lanes (565 of 677 s with one lane).
+  climbing at 200 (numbers at ``FULL_STEPS``). They take most of the run: 411 of the 445 s of stages
+  measured on a quiet 2-core machine with two lanes (2026-12-07).
 - **SFT sees as many samples as GRPO saw prompts** (steps x prompts per step), rounded up to whole steps.
 - **``--world-size`` is the number of concepts**: a quarter of them (at least 4, the four-concept
   evaluation needs 4) are held out; scene counts that are totals scale with the number of concepts, those
@@ -33,7 +33,7 @@ everything, for tests and a first look, 15-20 s). What it chose and why:
   GRPO's sampling takes another path under another seed, as it does on another CPU, and the gaps the
   paper's claims rest on are often smaller than that spread. The default trains once, with ``seed``.
 - **Faithful naming, beside the paper** (``--faithful``): one more GRPO run per seed, trained with the
-  ``absent_name_cost`` reward (naming a shown concept that is absent costs half a present name) on the
+  ``absent_name_cost`` reward (naming a shown concept that is absent costs what a present name earns) on the
   same data plus single-concept captions that show an absent lookalike's reference
   (``ict_absent_references``, built into ``OUT/data-faithful``). The paper's row stays as it defines it.
 - **Two lanes where there are two cores.** With one thread per stage, a second core would idle through
@@ -61,7 +61,13 @@ MIN_WORLD_SIZE = 8  # 4 held-out concepts (the four-concept evaluation) and 4 to
 MIN_HELDOUT = 4
 MAX_LANES = 2  # GRPO, and beside it everything that does not wait for it
 # The faithful-naming row (``--faithful``): what its GRPO run and its data change against the paper's.
-FAITHFUL_COST = 0.5  # what naming an absent shown concept costs (Omni-Persona: -0.5 a false name, +1 a true one)
+# What naming an absent shown concept costs the faithful row, against 1 per present name. Omni-Persona charges
+# 0.5, but then naming a shown concept pays as soon as it is present with probability 1 / 3 (naming both of
+# two references earns 1 - c, choosing one right with probability p earns p - c (1 - p)), and the demo's model
+# kept naming both in two of three seeds; at 1 a name pays when its concept is more likely present than not.
+# Measured over training seeds 0-2 (docs/notes/seeds-and-faithful-naming.md): absent named in 1-concept
+# retrieval captions 43.1 % at 0.5, 19.4 % at 0.75, 11.8 % at 1.0 (RePIC 64.2 %).
+FAITHFUL_COST = 1.0
 FAITHFUL_ABSENT_REFERENCES = 0.5  # share of single-concept captions that also show an absent lookalike
 
 # GRPO steps of the full demo: twice the recipe's 200, because the rewards were still climbing there.
