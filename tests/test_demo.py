@@ -244,11 +244,14 @@ def outcomes_of(out: Path) -> dict:
 @pytest.mark.slow
 def test_claim_checks_are_kept_in_results_json_report_md_and_the_printout(quick):
     out, printed, results = quick
-    recomputed = claim_checks(outcomes_of(out))
+    outcomes = outcomes_of(out)
+    recomputed = claim_checks(outcomes)
     # the verdicts of these very numbers (JSON turns the gaps' tuple into a list)
     assert results["checks"] == [json.loads(json.dumps(asdict(check))) for check in recomputed]
-    # RePIC vs base on 5 caption F1s, OCT, VLT; vs SFT on 2 and 4 concepts; faithful vs RePIC on 2 absent rates
-    assert len(recomputed) == 11
+    # RePIC vs base on 5 caption F1s, OCT, VLT; vs SFT on 2 and 4 concepts; faithful vs RePIC on each retrieval
+    # evaluation where an absent concept was offered (in a world this small, retrieval may find every true one)
+    absent_rates = [cell for cell in outcomes["repic"][0] if cell.endswith(".absent_named")]
+    assert absent_rates and len(recomputed) == 9 + len(absent_rates)
     page = (out / "report" / "report.md").read_text(encoding="utf-8")
     rows = markdown_rows(page, "## The claim, checked")
     assert [[html.unescape(row[0]), *row[1:]] for row in rows] == [
@@ -267,8 +270,8 @@ def test_every_training_seed_is_kept_and_summarized_per_cell(quick):
     out, printed, results = quick
     assert results["seeds"] == [0, 1]
     for label in ("sft", "repic", "faithful"):
-        runs = results["per_seed"][label]
-        assert [run.pop("seed") for run in runs] == [0, 1]
+        assert [run["seed"] for run in results["per_seed"][label]] == [0, 1]
+        runs = [{k: v for k, v in run.items() if k != "seed"} for run in results["per_seed"][label]]  # a copy
         for seed, run in enumerate(runs):  # each seed's numbers are its own evaluation's
             saved = json.loads((out / "eval" / f"{label}-s{seed}" / "model_result.json").read_text(encoding="utf-8"))
             assert run == saved["models"][0]
