@@ -306,10 +306,9 @@ class StagePlan:
 
     def data_token_of(self, name: str) -> str:
         """The token of the data a model was trained on (the held-out files are the same for every model)."""
-        tokens = dict(self.data_tokens)
-        if name.startswith(f"{FAITHFUL}-"):
-            tokens["data"] = f"{tokens['data']}+{tokens['data-faithful']}"
-        return tokens["data"]
+        if kind_of(name) == FAITHFUL:  # trained on the faithful build, started from a model of the paper's
+            return f"{self.data_tokens['data']}+{self.data_tokens['data-faithful']}"
+        return self.data_tokens["data"]
 
 
 # A unit of work: the name of a model (``base``, ``repic-s1``...); a trained one is trained, then evaluated.
