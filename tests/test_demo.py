@@ -412,6 +412,7 @@ def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
         (["--seeds", "0,0"], "--seeds lists a seed twice"),
         (["--seeds", "0,x"], "--seeds takes whole numbers separated by commas"),
         (["--seeds", "-1"], "--seeds takes whole numbers from 0"),
+        (["--seed", "-1"], "--seed takes whole numbers from 0"),
     ],
 )
 def test_bad_sizes_are_refused_with_what_to_do(args, message, tmp_path):
@@ -673,57 +674,3 @@ def test_quick_and_full_settings():
     assert demo_settings(lanes=1).lanes == 1 and full.lanes == min(2, settings_module.usable_cores())
     with pytest.raises(RepicError, match="--lanes is 1"):
         demo_settings(lanes=3)
-
-
-def prediction(concepts: list[str], prediction: str, offered: list[str] | None = None, **extra) -> dict:
-    task = "ict_multi" if len(concepts) > 1 else "ict"
-    return {
-        "task": task,
-        "concepts": concepts,
-        "prompt_concepts": offered or concepts,
-        "prediction": prediction,
-        **extra,
-    }
-
-
-def test_score_model_scores_each_file_in_both_modes_with_display_names_and_counts_absent_names(tmp_path):
-    from repic.atomic import atomic_write_jsonl
-    from repic.concepts.database import ConceptDatabase
-    from repic.records import Concept
-
-    database = ConceptDatabase()
-    for tag, name in (("bo", "bo"), ("kim", "Kim"), ("rex", "rex")):
-        image = tmp_path / f"{tag}.png"
-        Image.new("RGB", (8, 8), "white").save(image)
-        database.add(Concept(tag, name, "dog", images=[image]), store="reference")
-    files = {
-        "two": [
-            prediction(["<bo>", "<kim>"], "<bo> and Kim play."),
-            prediction(["<kim>", "<rex>"], "<bo> waves at <rex>."),
-        ],
-        "single": [prediction(["<bo>"], "<bo> sleeps.")],
-        "four": [prediction(["<bo>", "<kim>", "<rex>", "<ann>"], "Nobody.")],
-        "single_retrieval": [prediction(["<bo>"], "<bo> and <rex>.", ["<bo>", "<rex>"])],
-        "two_retrieval": [prediction(["<bo>", "<kim>"], "<bo> alone.", ["<bo>", "<rex>"])],
-        "oct": [
-            prediction(["<bo>"], "Yes.", task="oct", solution="yes"),
-            prediction(["<bo>"], "no", task="oct", solution="yes"),
-        ],
-        "vlt": [prediction(["<bo>"], "[0, 0, 10, 10]", task="vlt", solution=[0, 0, 10, 10])],
-    }
-    for key, rows in files.items():
-        atomic_write_jsonl(tmp_path / f"{key}.jsonl", [{"image": "q.png", **row} for row in rows])
-    result = evaluate_module.score_model(tmp_path, label="m", description="", database=database)
-    two = result.captions["two"]
-    # official (two-concept script, case-sensitive tokens): "Kim" is not "kim"; row 1 <bo> correct, <kim> none;
-    # row 2 <rex> correct, <kim> MISS (<bo> is named) -> correct 2, MISS 1 of 4: P 2/3, R 1/2, F1 4/7
-    assert (two.official.correct, two.official.miss, two.official.total) == (2, 1, 4)
-    assert two.official.f1 == pytest.approx(4 / 7)
-    # strict: the display name "Kim" names <kim> -> correct 3, MISS 1: P = R = F1 = 3/4
-    assert (two.strict.correct, two.strict.miss, two.strict.f1) == (3, 1, 0.75)
-    assert two.absent_named is None  # every reference shown was in the image
-    absent = result.captions["single_retrieval"].absent_named
-    assert (absent.hits, absent.total) == (1, 1)  # <rex> was offered, is not in the image, and is named
-    assert result.captions["two_retrieval"].absent_named.hits == 0  # <rex> offered but not named
-    assert result.captions["four"].strict.none == 4  # <ann> is in no database: still a concept to find
-    assert (result.recognition.accuracy, result.localization.accuracy) == (0.5, 1.0)

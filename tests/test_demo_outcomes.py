@@ -1,4 +1,5 @@
-"""The demo evaluation's per-query outcomes give back, query by query, the numbers ``score_model`` reports."""
+"""The demo evaluation scores predictions files as ``repic eval`` does (``score_model``), and its per-query
+outcomes give back, query by query, the numbers ``score_model`` reports."""
 
 from __future__ import annotations
 
@@ -28,13 +29,19 @@ def answer(task: str, prediction: str, solution) -> dict:
     return {"image": "q.png", "task": task, "concepts": ["<bo>"], "prediction": prediction, "solution": solution}
 
 
-@pytest.fixture
-def folder(tmp_path):
+def three_dogs(folder) -> ConceptDatabase:
+    """<bo>, <kim> (display name "Kim") and <rex>, each with a reference image in ``folder``."""
     database = ConceptDatabase()
     for tag, name in (("bo", "bo"), ("kim", "Kim"), ("rex", "rex")):
-        image = tmp_path / f"{tag}.png"
+        image = folder / f"{tag}.png"
         Image.new("RGB", (8, 8), "white").save(image)
         database.add(Concept(tag, name, "dog", images=[image]), store="reference")
+    return database
+
+
+@pytest.fixture
+def folder(tmp_path):
+    database = three_dogs(tmp_path)
     files = {
         "single": [caption(["<bo>"], "<bo> sleeps."), caption(["<kim>"], "Kim and <bo>."), caption(["<rex>"], "A dog.")],
         "two": [
@@ -92,3 +99,32 @@ def test_a_file_without_the_rows_it_should_hold_is_an_error(folder):
     atomic_write_jsonl(out / "vlt.jsonl", [answer("oct", "Yes.", "yes")])
     with pytest.raises(RepicError, match="holds no VLT rows; evaluate the model again"):
         query_outcomes(out, database)
+
+
+def test_score_model_scores_each_file_in_both_modes_with_display_names_and_counts_absent_names(tmp_path):
+    database = three_dogs(tmp_path)
+    files = {
+        "two": [caption(["<bo>", "<kim>"], "<bo> and Kim play."), caption(["<kim>", "<rex>"], "<bo> waves at <rex>.")],
+        "single": [caption(["<bo>"], "<bo> sleeps.")],
+        "four": [caption(["<bo>", "<kim>", "<rex>", "<ann>"], "Nobody.")],
+        "single_retrieval": [caption(["<bo>"], "<bo> and <rex>.", ["<bo>", "<rex>"])],
+        "two_retrieval": [caption(["<bo>", "<kim>"], "<bo> alone.", ["<bo>", "<rex>"])],
+        "oct": [answer("oct", "Yes.", "yes"), answer("oct", "no", "yes")],
+        "vlt": [answer("vlt", "[0, 0, 10, 10]", [0, 0, 10, 10])],
+    }
+    for key, rows in files.items():
+        atomic_write_jsonl(tmp_path / f"{key}.jsonl", rows)
+    result = score_model(tmp_path, label="m", description="", database=database)
+    two = result.captions["two"]
+    # official (two-concept script, case-sensitive tokens): "Kim" is not "kim"; row 1 <bo> correct, <kim> none;
+    # row 2 <rex> correct, <kim> MISS (<bo> is named) -> correct 2, MISS 1 of 4: P 2/3, R 1/2, F1 4/7
+    assert (two.official.correct, two.official.miss, two.official.total) == (2, 1, 4)
+    assert two.official.f1 == pytest.approx(4 / 7)
+    # strict: the display name "Kim" names <kim> -> correct 3, MISS 1: P = R = F1 = 3/4
+    assert (two.strict.correct, two.strict.miss, two.strict.f1) == (3, 1, 0.75)
+    assert two.absent_named is None  # every reference shown was in the image
+    absent = result.captions["single_retrieval"].absent_named
+    assert (absent.hits, absent.total) == (1, 1)  # <rex> was offered, is not in the image, and is named
+    assert result.captions["two_retrieval"].absent_named.hits == 0  # <rex> offered but not named
+    assert result.captions["four"].strict.none == 4  # <ann> is in no database: still a concept to find
+    assert (result.recognition.accuracy, result.localization.accuracy) == (0.5, 1.0)

@@ -1,9 +1,9 @@
 """Reports of a comparison run: typed results, plots, ``report.md``, an HTML caption gallery.
 
 ``results`` is the record (``Results``: models x caption evaluations x scorer modes, OCT and VLT
-accuracy, timings, commands, configs) and its ``results.json`` format; ``plots``, ``markdown`` and
-``gallery`` render it, ``seeds`` formats numbers over training seeds, ``summary`` gives the short ``summary.md`` a README quotes (``readme`` keeps a
-README's section equal to it); ``writer.write_report`` writes the whole folder atomically and
+accuracy, timings, commands, configs, numbers over training seeds) and its ``results.json`` format;
+``plots``, ``markdown`` and ``gallery`` render it, ``seeds`` formats numbers over training seeds,
+``summary`` gives the short ``summary.md`` a README quotes (``readme`` keeps a README's section equal to it); ``writer.write_report`` writes the whole folder atomically and
 ``writer.results_table`` gives the plain-text table a run prints at its end. The package takes plain
 data (score records, a metrics JSONL, image paths and captions), so any training or captioning code can
 feed it.

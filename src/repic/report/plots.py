@@ -26,6 +26,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -34,7 +35,8 @@ from matplotlib.ticker import MaxNLocator
 
 from ..atomic import log_lines
 from ..errors import RepicError
-from .results import EVALUATIONS, SCORER_MODES, Results
+from .results import CELLS, EVALUATIONS, SCORER_MODES, Results
+from .seeds import MAIN_CELLS
 
 Series = list[tuple[float, float]]  # (step, value) points of one curve, in log order
 
@@ -168,11 +170,8 @@ def name_scores_png(results: Results, mode: str) -> bytes:
     evaluations = results.evaluations
     if not evaluations:
         raise RepicError("the results have no caption evaluation to plot; add CaptionResults to the models")
-    columns = min(3, len(evaluations))
-    rows = math.ceil(len(evaluations) / columns)
     # One spare panel cell (when the grid has one) holds the legend; otherwise it goes below the panels.
-    figure = Figure(figsize=(4.6 * columns, 3.9 * rows + 0.9), dpi=_DPI, layout="constrained")
-    grid = figure.subplots(rows, columns, squeeze=False)
+    figure, grid = _panels(len(evaluations), panel_height=3.9, extra_height=0.9)
     metrics = (("precision", "P"), ("recall", "R"), ("f1", "F1"))
     width = 0.8 / len(results.models)
     for cell, evaluation in zip(grid.flat, evaluations, strict=False):
@@ -216,16 +215,10 @@ def name_scores_png(results: Results, mode: str) -> bytes:
 def seed_values_png(results: Results) -> bytes:
     """One panel per main cell (``repic.report.seeds.MAIN_CELLS``): a dot per training seed of each model, a
     bar at the mean and the 95 % interval as a line, so the spread a claim must clear is seen."""
-    from .results import CELLS
-    from .seeds import MAIN_CELLS
-
     cells = [cell for cell in MAIN_CELLS if any(cell in s for s in results.summaries.values())]
     if not cells:
         raise RepicError("the results have no summaries over seeds to plot; run with training seeds")
-    columns = min(3, len(cells))
-    rows = math.ceil(len(cells) / columns)
-    figure = Figure(figsize=(4.6 * columns, 3.4 * rows + 0.6), dpi=_DPI, layout="constrained")
-    grid = figure.subplots(rows, columns, squeeze=False)
+    figure, grid = _panels(len(cells), panel_height=3.4, extra_height=0.6)
     for panel, cell in zip(grid.flat, cells, strict=False):
         for index, label in enumerate(results.labels):
             summary = results.summaries.get(label, {}).get(cell)
@@ -246,6 +239,14 @@ def seed_values_png(results: Results) -> bytes:
     seeds = ", ".join(map(str, results.seeds))
     figure.suptitle(f"Per training seed ({seeds}): dots; bar: mean; line: 95 % interval", fontsize=13)
     return _png(figure)
+
+
+def _panels(count: int, *, panel_height: float, extra_height: float) -> tuple[Figure, Any]:
+    """A figure with ``count`` panels, three to a row (the grid of axes, spare cells included)."""
+    columns = min(3, count)
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(4.6 * columns, panel_height * rows + extra_height), dpi=_DPI, layout="constrained")
+    return figure, figure.subplots(rows, columns, squeeze=False)
 
 
 def _png(figure: Figure) -> bytes:

@@ -393,7 +393,7 @@ def run_units(
 
 
 def _units_reusable(book: StageBook, plan: StagePlan, made: dict[str, str], units: list[str]) -> bool:
-    """Whether every stage of ``units`` would be reused (then a second lane has nothing to do)."""
+    """Whether every stage of ``units`` would be reused (then they are only read back)."""
     tokens = dict(made)
     for name in units:
         if name not in ONCE:
@@ -410,11 +410,11 @@ def _two_lanes(
     book: StageBook, plan: StagePlan, made: dict[str, str], lanes: tuple[list[str], list[str]], threads: int,
     say: Progress,
 ) -> None:
-    """The units shared between this process and a second one (``repic.world.demo.lanes``); none is started
-    when the second's units are all finished already."""
+    """The units shared between this process and a second one (``repic.world.demo.lanes``); the units are
+    those still to make (``run_demo`` reads finished ones back first), so none is started without work."""
     mine, theirs = lanes
-    if _units_reusable(book, plan, made, theirs):
-        run_units(book, plan, made, mine + theirs, say)
+    if not theirs:
+        run_units(book, plan, made, mine, say)
         return
     lane = SecondLane(book.folder, run_units, (plan, dict(made), theirs), threads=threads, say=say).start()
     try:

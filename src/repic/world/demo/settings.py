@@ -127,7 +127,7 @@ class DemoSettings:
     eval_batch_size: int = 16
     top_k: int = 2  # retrieved concepts per query, the paper's K
     gallery_per_evaluation: int = 4  # gallery rows per caption evaluation
-    lanes: int = 1  # 2: the stages that do not wait for GRPO run beside it, in a second process
+    lanes: int = 1  # 2: the models to make and evaluate are shared with a second process by their cost
     seeds: tuple[int, ...] = (0,)  # training seeds of GRPO and SFT (the world, data and start use ``seed``)
     faithful: bool = False  # also train RePIC + faithful naming, once per seed
     faithful_cost: float = FAITHFUL_COST  # the faithful row's ``rewards.absent_name_cost``
@@ -187,7 +187,7 @@ def demo_settings(
     between two processes; default 2 where this process may use 2 or more cores. ``seeds``:
     the training seeds (default: ``seed`` alone). ``recipe_overrides``: dotted keys over the GRPO recipe
     (``repic demo --set``), for RePIC, its warm-up and the faithful row alike."""
-    seeds = check_seeds((seed,) if seeds is None else seeds)
+    seeds = check_seeds((seed,), "--seed") if seeds is None else check_seeds(seeds)
     extra = dict(recipe_overrides or {})
     from ...train import load_config
 
@@ -243,8 +243,8 @@ def demo_settings(
     )
 
 
-def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
-    """``seeds`` as a tuple of distinct whole numbers >= 0, or a clear error.
+def check_seeds(seeds: tuple[int, ...], option: str = "--seeds") -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct whole numbers >= 0, or a clear error naming ``option``.
 
     >>> check_seeds((0, 1, 2))
     (0, 1, 2)
@@ -254,7 +254,7 @@ def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
         raise RepicError("--seeds needs at least one training seed, e.g. --seeds 0,1,2")
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            raise RepicError(f"--seeds takes whole numbers from 0 to 2^32 - 1, got {seed!r}")
+            raise RepicError(f"{option} takes whole numbers from 0 to 2^32 - 1, got {seed!r}")
     if len(set(seeds)) != len(seeds):
         raise RepicError(f"--seeds lists a seed twice ({', '.join(map(str, seeds))}); give each once")
     return seeds
