@@ -139,7 +139,12 @@ def test_prompts_are_ordered_longest_first():
     [
         ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
         ({"batch_size": 0}, "batch_size must be at least 1"),
-        ({"temperature": 0.0}, "temperature must be positive"),
+        ({"temperature": 0.0}, "temperature must be a positive finite number"),
+        ({"temperature": float("nan")}, "temperature must be a positive finite number"),
+        ({"temperature": float("inf")}, "temperature must be a positive finite number"),
+        ({"top_p": float("nan")}, r"top_p must be in \(0, 1\]"),
+        ({"seed": 2**64}, "seed must be a whole number from 0 to"),
+        ({"seed": -1}, "seed must be a whole number from 0 to"),
         ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
         ({"cache": "paged"}, "cache must be one of auto, dynamic, static"),
         ({"min_new_tokens": 200}, r"min_new_tokens must be in \[0, max_new_tokens\]"),
@@ -213,6 +218,27 @@ def test_unusable_query_images_are_skipped_and_the_rest_answered(world, noisy_po
     assert [r.query.label for r in run.results] == ["s0.png", "s1.png"]
     reasons = {s.query.label: s.reason for s in run.skipped}
     assert "does not exist" in reasons["missing.png"] and "does not decode as an image" in reasons["broken.png"]
+
+
+def test_a_query_the_processor_would_refuse_is_skipped_and_the_rest_of_its_batch_answered(world, noisy_policy):
+    """An extreme aspect ratio or a chat control token in the question would fail the whole batch inside
+    the processor; each is refused for its own query, and the other captions of the run are kept."""
+    Image.new("RGB", (4020, 20), (200, 10, 10)).save(world / "scenes" / "thin.png")
+    db = load_database(world / "eval" / "database.json")
+    settings = GenerationSettings(max_new_tokens=4, batch_size=4)
+    captioner = Captioner(noisy_policy.model, noisy_policy.processor, database=db, settings=settings)
+    scenes = world / "scenes"
+    queries = [
+        Query("--images", 1, scenes / "s0.png", "s0.png", concepts=["<bako>"]),
+        Query("--images", 2, scenes / "thin.png", "thin.png", concepts=["<bako>"]),
+        Query("--images", 3, scenes / "s1.png", "s1.png", question="Who is <|image_pad|> here?", concepts=["<bako>"]),
+        Query("--images", 4, scenes / "s2.png", "s2.png", concepts=["<bako>"]),
+    ]
+    run = captioner.run(queries)
+    assert [r.query.label for r in run.results] == ["s0.png", "s2.png"]
+    reasons = {s.query.label: s.reason for s in run.skipped}
+    assert "aspect ratio of 201, above the limit of 200" in reasons["thin.png"]
+    assert "'<|image_pad|>', a control token" in reasons["s1.png"]
 
 
 def test_captioner_errors_name_the_query(world, noisy_policy):

@@ -14,8 +14,9 @@ its ``adapter_config.json`` or ``base=``). ``Captioner(model, processor, ...)`` 
   an evaluation row fixes, else each given concept's first reference image from the database.
   *Retrieval* shows the top-K concepts a ``Retriever`` picks for the query image (the concepts named in
   the question always among them). ``"auto"`` skips retrieval exactly when the query has concepts.
-- **Robustness**: a query whose image (or fixed reference image) is missing or does not decode is
-  skipped with its reason and counted; the run goes on. A database whose reference images are missing
+- **Robustness**: a query whose image (or fixed reference image) is missing, does not decode or has a
+  shape the processor refuses, or whose question holds a control token of the chat format
+  (``repic.inference.inputs``), is skipped with its reason and counted; the run goes on. A database whose reference images are missing
   fails before anything runs, with the list.
 - **LoRA adapters are merged** into the base after loading (``merge_and_unload``): inference then runs
   at the base model's speed, and the adapter folder is left untouched. The base's processor is used.
@@ -44,6 +45,7 @@ from ..errors import RepicError
 from ..prompts import BOX_STYLES, inference_messages, training_messages
 from ..shipped import resolve_model_name
 from .generate import BatchDone, GenerationSettings, PromptInput, generate_batched
+from .inputs import check_image, check_text, special_tokens
 from .queries import Query
 
 if TYPE_CHECKING:  # retrieval pulls in FAISS, which captioning with given concepts does not need
@@ -220,8 +222,16 @@ class PreparedQuery:
     retrieval_seconds: float
 
 
-class _Unusable(Exception):
-    """A query whose images cannot be used; the message says which and why. Never leaves this module."""
+class UnusableQuery(RepicError):
+    """A query whose image, question or reference image cannot be used; the message says which and why.
+
+    ``Captioner.run`` skips such a query and goes on; ``part`` is ``"query"`` (the query's own image or
+    question) or ``"reference"`` (a concept's reference image, a fault of the database).
+    """
+
+    def __init__(self, message: str, part: str = "query"):
+        super().__init__(message)
+        self.part = part
 
 
 # ------------------------------------------------------------------------------------------ the captioner
@@ -247,6 +257,7 @@ class Captioner:
         self.model, self.processor = model, processor
         self.database = database if database is not None else getattr(retriever, "database", None)
         self.retriever, self.settings, self.box_style = retriever, settings or GenerationSettings(), box_style
+        self._reserved = special_tokens(processor)
 
     def run(
         self, queries: Sequence[Query], *, mode: str = "auto", on_batch: Callable[[BatchDone], None] | None = None
@@ -259,7 +270,7 @@ class Captioner:
         for query in queries:
             try:
                 prepared.append(self.prepare(query, mode))
-            except _Unusable as exc:
+            except UnusableQuery as exc:
                 run.skipped.append(SkippedQuery(query, str(exc)))
         run.retrieval_seconds = sum(item.retrieval_seconds for item in prepared)
 
@@ -287,9 +298,17 @@ class Captioner:
             )
         return run
 
-    def prepare(self, query: Query, mode: str = "auto") -> PreparedQuery:
-        """The prompt for one query (retrieving its concepts when the mode says so)."""
-        query_image = _open(query.image, "query image")
+    def prepare(self, query: Query, mode: str = "auto", *, image: Image.Image | None = None) -> PreparedQuery:
+        """The prompt for one query (retrieving its concepts when the mode says so).
+
+        ``image`` is the query image in memory (a server's upload); without it, ``query.image`` is read.
+        ``UnusableQuery`` when an image or the question cannot go into a prompt.
+        """
+        query_image = _open(query.image, "query image") if image is None else _usable(image, "query image")
+        try:
+            check_text(query.question, what=f"{query.where}: the question", reserved=self._reserved)
+        except RepicError as exc:
+            raise UnusableQuery(str(exc)) from None
         if not query.is_caption:
             references = query.references or []
             images = [_open(path, f"reference image of {tag}") for tag, path in references]
@@ -344,16 +363,27 @@ class Captioner:
 
 
 def _open(path: Path, what: str, hint: str = "") -> Image.Image:
-    """The image at ``path`` decoded to RGB, or ``_Unusable`` saying why not."""
+    """The image at ``path`` decoded to RGB, or ``UnusableQuery`` saying why not."""
+    part = "query" if what == "query image" else "reference"
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            decoded = image.convert("RGB")
     except FileNotFoundError:
-        raise _Unusable(f"{what} {path} does not exist" + (f" ({hint})" if hint else "")) from None
+        raise UnusableQuery(f"{what} {path} does not exist" + (f" ({hint})" if hint else ""), part) from None
     except IsADirectoryError:
-        raise _Unusable(f"{what} {path} is a folder") from None
+        raise UnusableQuery(f"{what} {path} is a folder", part) from None
     except Exception as exc:  # Pillow reports broken files with many types (OSError, SyntaxError, ...)
-        raise _Unusable(f"{what} {path} does not decode as an image ({exc})") from None
+        raise UnusableQuery(f"{what} {path} does not decode as an image ({exc})", part) from None
+    return _usable(decoded, f"{what} {path}", part)
+
+
+def _usable(image: Image.Image, what: str, part: str = "query") -> Image.Image:
+    """``image`` in RGB when its shape can go into a prompt, else ``UnusableQuery``."""
+    try:
+        check_image(image, what=what)
+    except RepicError as exc:
+        raise UnusableQuery(str(exc), part) from None
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 # ------------------------------------------------------------------------------------------ outputs

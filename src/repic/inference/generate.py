@@ -29,6 +29,7 @@ available to inference (``benchmarks/caption_throughput.py``). What it chose and
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from PIL import Image
 from ..errors import RepicError
 
 CACHES: tuple[str, ...] = ("auto", "dynamic", "static")
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits; a signed range is what every caller can store
 Message = dict[str, Any]
 
 
@@ -61,10 +63,13 @@ class GenerationSettings:
             problems.append(f"max_new_tokens must be at least 1 (got {self.max_new_tokens})")
         if self.batch_size < 1:
             problems.append(f"batch_size must be at least 1 (got {self.batch_size})")
-        if self.temperature <= 0:
-            problems.append(f"temperature must be positive (got {self.temperature}); for greedy, do not sample")
-        if not 0 < self.top_p <= 1:
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
+            problems.append(f"temperature must be a positive finite number (got {self.temperature}); "
+                            "for greedy, do not sample")
+        if not math.isfinite(self.top_p) or not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"seed must be a whole number from 0 to {MAX_SEED} (got {self.seed!r})")
         if self.cache not in CACHES:
             problems.append(f"cache must be one of {', '.join(CACHES)} (got {self.cache!r})")
         if self.min_new_tokens is not None and not 0 <= self.min_new_tokens <= self.max_new_tokens:
