@@ -1,4 +1,4 @@
-"""Load test of ``repic serve``: batched serving against one-request-at-a-time serving, side by side.
+"""Load test of ``repic serve``: batched serving against one-request-at-a-time serving, and overload.
 
 In one run it starts ``repic serve`` twice on 127.0.0.1 (the shipped tiny base, a fresh copy of the shipped
 concept database each time): once batching requests into the captioner (``--max-batch-size 32``) and once
@@ -22,8 +22,17 @@ p95 3.2 s): 3.31x; 0 errors in 3,840 captions; all 32 concepts added in each run
 the database valid. At a load of 2-3 (2 rounds): 61.3 against 17.4 requests/s (p50 0.44 s against 1.8 s),
 3.52x; a single round at load 4 gave 45.5 against 13.2 (3.44x).
 
+With ``--overload``, it instead starts one batched server with its default limits and measures what
+a flood and a hostile client do: (1) ``--flood-clients`` x ``--flood-captions`` caption requests at once
+(256 x 4 by default): every answer must be a 200 or a clean 503 (the API's JSON error with a
+``Retry-After`` header), which the client honours (up to 3 retries); it reports the 503s, any other
+error, and the p50 / p95 latency of the answered requests; (2) a moderate load (16 clients) measured
+alone and then again while another client keeps sending 50 KB questions: the time each 50 KB question
+takes to be refused (target < 100 ms) and the p95 of the others in both phases, side by side.
+
 Usage: python benchmarks/serve_load.py [--clients 32] [--captions 20] [--max-new-tokens 32] [--rounds 1]
     [--batch-size 32] [--max-wait-ms 10] [--timeout 600]
+       python benchmarks/serve_load.py --overload [--flood-clients 256] [--flood-captions 4]
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ def start_server(folder: Path, batch_size: int, max_wait_ms: float, max_new_toke
     port = free_port()
     log = (folder / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "repic.cli", "serve", "--database", str(database), "--host", "127.0.0.1",
+        [sys.executable, "-m", "repic.cli", "serve", "tiny-base", "--database", str(database), "--host", "127.0.0.1",
          "--port", str(port), "--max-batch-size", str(batch_size), "--max-wait-ms", str(max_wait_ms),
          "--max-new-tokens", str(max_new_tokens), "--device", "cpu"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -169,8 +178,123 @@ def run_one(batch_size: int, args) -> dict:
         return result
 
 
+def percentile(values: list[float], share: float) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 3) if ordered else None
+
+
+def caption_with_retries(http: httpx.Client, photo: bytes, question: str | None = None, retries: int = 3) -> dict:
+    """One caption request, honouring 503 + Retry-After up to ``retries`` times: its outcome and latency."""
+    data = {"mode": "given", "concepts": "dana"}
+    if question is not None:
+        data["question"] = question
+    outcome = {"clean_503": 0, "error": None, "seconds": None, "status": None}
+    started = time.perf_counter()
+    for attempt in range(retries + 1):
+        try:
+            response = http.post("/v1/caption", data=data, files={"image": ("p.png", photo, "image/png")})
+        except httpx.HTTPError as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+            return outcome
+        outcome["status"] = response.status_code
+        if response.status_code == 503:
+            clean = "retry-after" in response.headers and response.json().get("error", {}).get("code") == 503
+            if not clean:
+                outcome["error"] = f"503 without Retry-After: {response.text[:200]}"
+                return outcome
+            outcome["clean_503"] += 1
+            if attempt < retries:
+                time.sleep(min(float(response.headers["retry-after"]), 5.0))
+                continue
+            return outcome
+        if response.status_code not in (200, 400):
+            outcome["error"] = f"{response.status_code}: {response.text[:200]}"
+        outcome["seconds"] = time.perf_counter() - started
+        return outcome
+    return outcome
+
+
+def run_clients(url: str, clients: int, per_client: int, photo: bytes, timeout: float) -> list[dict]:
+    outcomes: list[dict] = []
+    lock = threading.Lock()
+
+    def client(_: int) -> None:
+        with httpx.Client(base_url=url, timeout=timeout) as http:
+            for _ in range(per_client):
+                result = caption_with_retries(http, photo)
+                with lock:
+                    outcomes.append(result)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def overload(args) -> dict:
+    """The flood and the hostile-question scenarios against one server with the default limits."""
+    photo = (EXAMPLES / "dana.png").read_bytes()
+    with tempfile.TemporaryDirectory(prefix="repic-overload-") as folder:
+        process, url, _ = start_server(Path(folder), args.batch_size, args.max_wait_ms, args.max_new_tokens)
+        try:
+            with httpx.Client(base_url=url, timeout=120) as http:
+                caption_with_retries(http, photo)  # warm-up
+            started = time.perf_counter()
+            flood = run_clients(url, args.flood_clients, args.flood_captions, photo, args.timeout)
+            flood_seconds = time.perf_counter() - started
+            answered = [o["seconds"] for o in flood if o["status"] == 200]
+            calm = run_clients(url, 16, 6, photo, args.timeout)
+            refusals: list[float] = []
+            statuses: list[int] = []
+            stop = threading.Event()
+
+            def hostile() -> None:
+                with httpx.Client(base_url=url, timeout=args.timeout) as http:
+                    while not stop.is_set():
+                        began = time.perf_counter()
+                        response = http.post("/v1/caption", data={"mode": "given", "concepts": "dana",
+                                                                  "question": "x" * 50_000},
+                                             files={"image": ("p.png", photo, "image/png")})
+                        refusals.append(time.perf_counter() - began)
+                        statuses.append(response.status_code)
+
+            attacker = threading.Thread(target=hostile)
+            attacker.start()
+            attacked = run_clients(url, 16, 6, photo, args.timeout)
+            stop.set()
+            attacker.join()
+            health = httpx.get(url + "/healthz").json()
+        finally:
+            process.terminate()
+            process.wait(30)
+    return {
+        "flood": {
+            "clients": args.flood_clients, "captions_per_client": args.flood_captions,
+            "answered": len(answered), "clean_503_seen": sum(o["clean_503"] for o in flood),
+            "gave_up_after_503s": sum(1 for o in flood if o["status"] == 503),
+            "other_errors": sum(1 for o in flood if o["error"]), "first_errors": [o["error"] for o in flood
+                                                                                   if o["error"]][:3],
+            "p50_s": percentile(answered, 0.5), "p95_s": percentile(answered, 0.95),
+            "seconds": round(flood_seconds, 2), "largest_batch": health["batching"]["largest_batch"],
+        },
+        "huge_question": {
+            "refusals": len(refusals), "statuses": sorted(set(statuses)),
+            "refusal_median_ms": round(1000 * statistics.median(refusals), 1) if refusals else None,
+            "refusal_max_ms": round(1000 * max(refusals), 1) if refusals else None,
+            "others_p95_alone_s": percentile([o["seconds"] for o in calm if o["seconds"]], 0.95),
+            "others_p95_under_attack_s": percentile([o["seconds"] for o in attacked if o["seconds"]], 0.95),
+            "others_errors": sum(1 for o in calm + attacked if o["error"]),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--overload", action="store_true", help="Run the flood and hostile-question scenarios.")
+    parser.add_argument("--flood-clients", type=int, default=256)
+    parser.add_argument("--flood-captions", type=int, default=4)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--captions", type=int, default=20)
     parser.add_argument("--max-new-tokens", type=int, default=32)
@@ -179,6 +303,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0, help="Seconds a server's load may take in all.")
     args = parser.parse_args()
+    if args.overload:
+        print(json.dumps({"scenario": "overload", **overload(args)}), flush=True)
+        return
     runs: dict[str, list[dict]] = {"batched": [], "one_at_a_time": []}
     for round_number in range(args.rounds):
         for name, size in (("batched", args.batch_size), ("one_at_a_time", 1)):

@@ -20,6 +20,11 @@ COLOURS = {"bako": (220, 30, 30), "tumi": (30, 30, 220), "lefa": (30, 200, 30)}
 FAST = ("--max-new-tokens", "6", "--threads", "1")
 
 
+def flat(text: str) -> str:
+    """Output with line wrapping undone, so a message reads as one line."""
+    return " ".join(text.split())
+
+
 @pytest.fixture(scope="module", autouse=True)
 def restore_threads():
     before = torch.get_num_threads()
@@ -84,8 +89,74 @@ def test_retrieval_on_images_builds_the_index_then_reuses_it(run_cli, build):
     # One-colour scenes on a light background: the built-in embedder finds each scene's own concept.
     assert [row["prompt_concepts"] for row in rows] == [["<bako>"], ["<tumi>"], ["<lefa>"], ["<bako>"]]
     assert all(row["mode"] == "retrieval" and row["retrieved"][0]["score"] > 0 for row in rows)
+    # The images came without their concepts: retrieval's choice is recorded as shown, never as the truth,
+    # so `repic eval` has nothing to score (it would score retrieval against itself).
+    assert all(row["concepts"] == [] for row in rows)
+    assert [row[1] for row in json.loads((build / "a" / "captions.json").read_text())] == [[]] * 4
+    assert "score with" not in first.stdout and "nothing to be scored against" in flat(first.stdout)
+    scored = run_cli("eval", build / "a" / "captions.json")
+    assert scored.exit_code == 2 and "its caption rows (4) carry no true concepts" in flat(scored.stderr)
     second = run_cli(*args, "--out", build / "b")
     assert "index: reused (up to date)" in second.stdout
+
+
+def test_mode_given_is_named_given_and_skip_still_works(run_cli, build):
+    """``given`` is the mode's name (the API's and the app's word); ``skip`` is its older name, still read.
+    Retrieval on an evaluation file keeps the file's truth: only unlabeled images have none."""
+    eval_file = build / "data" / "eval" / "single.jsonl"
+    captions = {}
+    for mode in ("given", "skip", "retrieve"):
+        result = run_cli("caption", shipped_base_path(), "--eval", eval_file, "--mode", mode, "--top-k", "1",
+                         "--out", build / mode, *FAST)
+        assert result.exit_code == 0, result.stderr
+        assert "warning" not in result.stderr.lower()
+        assert json.loads((build / mode / "summary.json").read_text())["mode"] == ("given" if mode == "skip" else mode)
+        captions[mode] = json.loads((build / mode / "captions.json").read_text())
+    assert captions["given"] == captions["skip"]
+    assert [row[1] for row in captions["retrieve"]] == [["<bako>"], ["<tumi>"], ["<lefa>"]]
+
+
+def test_a_question_with_a_control_token_is_refused_before_the_model_loads(run_cli, build):
+    # The model folder does not exist: the question is what fails, so it was checked before loading.
+    result = run_cli("caption", build / "no-such-model", "--images", build / "world" / "scenes" / "s0.png",
+                     "--concepts", "bako", "--database", build / "data" / "eval" / "database.json",
+                     "--question", "Who is <|image_pad|> here?", "--out", build / "out", *FAST)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "error: --question holds '<|image_pad|>', a control token of the model's chat format; remove it" in flat(
+        result.stderr)
+    assert not (build / "out").exists()
+
+
+def test_an_image_of_extreme_aspect_ratio_is_skipped_and_the_others_captioned(run_cli, build):
+    scenes = build / "world" / "scenes"
+    Image.new("RGB", (402, 2), COLOURS["bako"]).save(scenes / "strip.png")  # 201:1, above the processor's 200
+    out = build / "out"
+    result = run_cli("caption", shipped_base_path(), "--images", scenes / "s0.png", "--images", scenes / "strip.png",
+                     "--images", scenes / "s1.png", "--concepts", "bako", "--database",
+                     build / "data" / "eval" / "database.json", "--out", out, *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert "answered 2 queries, skipped 1" in result.stdout
+    assert ("skipped --images, row 2: query image" in flat(result.stderr)
+            and "an aspect ratio of 201, above the limit of 200" in flat(result.stderr))
+    assert [Path(row[0]).name for row in json.loads((out / "captions.json").read_text())] == ["s0.png", "s1.png"]
+    assert json.loads((out / "summary.json").read_text())["skipped_queries"][0]["image"].endswith("strip.png")
+
+
+def test_an_image_path_with_a_nul_character_is_skipped_with_its_reason(run_cli, build):
+    eval_file = build / "data" / "eval" / "single.jsonl"
+    rows = [json.loads(line) for line in eval_file.read_text().splitlines()]
+    rows[1]["image"] = "scenes/s\u0000.png"  # os calls on such a path raise "embedded null byte"
+    rows[2]["references"] = ["references/lefa/\u0000.png"]
+    eval_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli("caption", shipped_base_path(), "--eval", eval_file, "--out", build / "out", *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert "answered 1 queries, skipped 2" in result.stdout and "Traceback" not in result.stderr
+    said = flat(result.stderr)
+    assert "row 2: query image path" in said and "row 3: reference image of <lefa> path" in said
+    assert said.count("holds a NUL character; fix the path") == 2
+    # A shell cannot pass a NUL in an argument; called in-process, the option parser refuses it, cleanly.
+    refused = run_cli("caption", shipped_base_path(), "--images", "s\x00.png", "--out", build / "out2", *FAST)
+    assert refused.exit_code == 2 and "--images" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_oct_rows_are_answered_and_scored(run_cli, build):
@@ -168,7 +239,7 @@ def database_with_a_missing_image(build: Path) -> Path:
         (("--images", "I", "--database", "MISSING"), "tumi/0.png of <tumi> does not exist"),
         (("--images", "I", "--concepts", "bako"), "needs the Info of <bako> .* pass --database"),
         (("--eval", "E", "--concepts", "bako"), "--concepts and --question are for --images"),
-        (("--eval", "E", "--mode", "sometimes"), "--mode must be one of auto, skip, retrieve"),
+        (("--eval", "E", "--mode", "sometimes"), "--mode must be one of auto, given, retrieve"),
         (("--eval", "E", "--batch-size", "0"), "batch_size must be at least 1"),
         (("--eval", "E", "--attn", "fast"), "unknown attention implementation 'fast'"),
         (("--eval", "NOFILE"), "does not exist"),

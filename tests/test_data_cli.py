@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -38,6 +39,12 @@ def test_synth_prints_the_world_and_its_size(run_cli, tmp_path):
     # 6 + 4 concepts; scenes: 6 * 2 single + 4 two + 2 four + 2 negative + 2 + 2 + 1 + 1 held out = 26
     assert "wrote 10 concepts and 26 scenes in" in flat(result.stdout) and " MB" in result.stdout
     assert (tmp_path / "w" / "collection.json").is_file()
+    # Progress as lines, like other commands (a log shows them): about ten per stage, the last at its end.
+    lines = result.stdout.splitlines()
+    progress = [line for line in lines if line.startswith(("references: ", "scenes: "))]
+    assert progress[-1] == "scenes: 26/26" and "references: 20/20" in progress  # 10 concepts x 2 references
+    assert 2 <= len(progress) <= 22 and lines.index(progress[-1]) < lines.index(next(
+        line for line in lines if line.startswith("wrote ")))
 
 
 def test_build_then_inspect(run_cli, world, tmp_path):
@@ -110,6 +117,25 @@ def test_build_errors_for_missing_collection_and_existing_build(run_cli, world, 
     assert again.exit_code == 2 and "pass --overwrite" in flat(again.stderr)
     forced = run_cli("data", "build", "--concepts", world, "--out", tmp_path / "b", *counts, "--overwrite")
     assert forced.exit_code == 0, forced.stderr
+
+
+@pytest.mark.parametrize("damage", ["reference deleted", "scene replaced by text"])
+def test_build_refuses_a_collection_with_an_unusable_image(run_cli, world, tmp_path, damage):
+    copy = tmp_path / "world"
+    shutil.copytree(world, copy)
+    if damage == "reference deleted":
+        image = sorted((copy / "references").rglob("*.png"))[0]
+        image.unlink()
+        reason = "does not exist"
+    else:
+        image = sorted((copy / "scenes").rglob("*.png"))[0]
+        image.write_text("not an image")
+        reason = "does not decode as an image"
+    result = run_cli("data", "build", "--concepts", copy, "--out", tmp_path / "b")
+    said = flat(result.stderr)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert f"{image.relative_to(copy)} {reason}" in said and "restore them" in said
+    assert not (tmp_path / "b").exists()  # nothing written, not even half a build
 
 
 def test_synth_rejects_unknown_scene_settings(run_cli, tmp_path):

@@ -204,3 +204,19 @@ def test_malformed_database_is_a_clear_user_error(tmp_path, run_cli):
         "concept_dict: tag 'bo' needs angle brackets: '<bo>'" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+@pytest.mark.parametrize("tag", ["a/b", "..", ".", "%2e%2e", "a\tb", "a\nb", "x" * 5000, "_lead"])
+def test_add_refuses_a_tag_that_breaks_the_one_rule(database, tmp_path, run_cli, tag):
+    before = database.read_bytes()
+    result = run_cli("db", "add", database, tag, "-i", make_image(tmp_path / "bo.png"), "-c", "dog")
+    assert result.exit_code == 2 and "a concept name is 1 to 64 characters" in unwrapped(result.stderr)
+    assert database.read_bytes() == before and not (database.parent / "images").exists()
+
+
+def test_validate_reports_tags_that_break_the_rule(database, tmp_path, run_cli):
+    make_image(database.parent / "x.png")
+    database.write_text(json.dumps({"concept_dict": {
+        "<a/b>": {"name": "a", "image": "x.png", "info": "", "category": "dog"}}, "path_to_concept": {}}))
+    result = run_cli("db", "validate", database)
+    assert result.exit_code == 1 and "bad_tag: tag '<a/b>' holds '/'; rename it" in unwrapped(result.stdout)

@@ -144,6 +144,37 @@ def test_malformed_rows_are_skipped_and_counted(run_cli, tmp_path):
     assert report["captions"]["rows"] == 1 and report["recognition"]["total"] == 1
 
 
+UNLABELED_ROWS = [["q/a.jpg", [], "<Anya> waves.", "q"], ["q/b.jpg", [], "<H> drives.", "q"]]
+
+
+def test_a_file_whose_rows_carry_no_truth_has_nothing_to_score(run_cli, tmp_path):
+    """Captions of images given without their concepts (``repic caption --images`` with retrieval) record no
+    truth; scoring them would score retrieval against itself, so there is nothing to score."""
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps(UNLABELED_ROWS), encoding="utf-8")
+    project = jsonl(tmp_path, [json.dumps({"image": "a.jpg", "task": "ict", "concepts": [], "prediction": "x"})])
+    for file in (path, project):
+        result = run_cli("eval", file, "--json", tmp_path / "scores.json")
+        assert result.exit_code == 2 and "Traceback" not in result.stderr
+        assert "has no row to score: its caption rows" in flat(result.stderr)
+        assert "carry no true concepts" in flat(result.stderr) and "P %" not in result.stdout
+        assert not (tmp_path / "scores.json").exists()
+
+
+def test_rows_without_truth_are_left_out_with_a_warning(run_cli, tmp_path):
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps([PAIR_ROWS[0], *UNLABELED_ROWS]), encoding="utf-8")
+    out = tmp_path / "scores.json"
+    result = run_cli("eval", path, "--json", out)
+    assert result.exit_code == 0, result.stderr
+    assert "concept names in 1 caption" in flat(result.stdout)
+    assert "left out 2 caption rows of" in flat(result.stderr) and "without true concepts" in flat(result.stderr)
+    (report,) = json.loads(out.read_text())["files"]
+    assert (report["captions"]["rows"], report["unlabeled"], report["skipped"]) == (1, 2, [])
+    loaded = load_predictions(path, on_error="fail")  # not malformed: a row may say nothing of the truth
+    assert [row.image for row in loaded.unlabeled] == ["q/a.jpg", "q/b.jpg"]
+
+
 def test_on_error_fail_names_the_row(run_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a short relative path, so the message is not wrapped inside it
     rows = [PAIR_ROWS[0], ["q/short.jpg", ["<H>"]], PAIR_ROWS[1]]  # row 2 has no caption
@@ -195,7 +226,6 @@ def test_database_display_names_are_strict_aliases(run_cli, tmp_path):
         ("just text", "expected a row"),
         (["q.jpg", ["<bo>"]], "at least 3 items"),
         (["q.jpg", "<bo>", "caption"], "concepts must be a list"),
-        (["q.jpg", [], "caption"], "concepts is empty"),
         (["q.jpg", ["<bo>"], None], "caption must be a string"),
         ({"concepts": ["<bo>"], "prediction": "x"}, "has no 'task'"),
         ({"task": "poem", "concepts": ["<bo>"], "prediction": "x"}, "unknown task 'poem'"),

@@ -15,9 +15,11 @@ from repic.evaluate.judge import (
     combine,
     pair_rows,
     parse_verdict,
+    read_pairs,
     summarize,
 )
 from repic.evaluate.metrics import CaptionRow
+from repic.prompts import judge_prompt
 
 PAIR = JudgePair("a.png", ("<bo>",), "Give a caption.", "first", "second")
 
@@ -54,7 +56,41 @@ def test_pairs_by_image_and_question():
          CaptionRow("x.png", ("<bo>",), "b2", "q"), CaptionRow("w.png", (), "b5", "q")]
     pairs, only_a, only_b = pair_rows(a, b)
     assert [(p.first, p.second) for p in pairs] == [("a1", "b1"), ("a2", "b2"), ("a3", "b3")]
-    assert (only_a, only_b) == (1, 1)
+    assert ([row.image for row in only_a], [row.image for row in only_b]) == (["z.png"], ["w.png"])
+
+
+def _rows(folder, name, rows):
+    (folder / name).write_text(json.dumps(rows))
+    return folder / name
+
+
+def test_rows_without_a_partner_are_refused_naming_both_counts(run_cli, tmp_path):
+    """6 predictions against 3 references: judging the 3 shared pairs would report a score over half the
+    file, unsaid. Refused before any request (the endpoint does not exist) and before writing anything."""
+    predictions = [[f"{n}.png", ["<bo>"], f"A photo {n} of <bo>.", "Give a caption."] for n in range(6)]
+    a = _rows(tmp_path, "a.json", predictions)
+    b = _rows(tmp_path, "b.json", [[image, tags, "A photo.", question] for image, tags, _, question in predictions[:3]])
+    args = ("--model", "m", "--base-url", "http://127.0.0.1:9/v1")
+    result = run_cli("eval", "judge", a, b, "--out", tmp_path / "judged", *args)
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert f"A ({a}) has 6 caption rows and B ({b}) has 3" in said
+    assert "3 of A ('3.png' ('Give a caption.'), '4.png' ('Give a caption.'), '5.png' ('Give a caption.'))" in said
+    assert not (tmp_path / "judged" / "summary.json").exists()
+    # The other way round, and a malformed row (which would drop out the same way), are refused alike.
+    swapped = run_cli("eval", "judge", b, a, "--out", tmp_path / "judged", *args)
+    assert swapped.exit_code == 2 and "3 of B ('3.png'" in " ".join(swapped.stderr.split())
+    broken = _rows(tmp_path, "c.json", [*predictions[:3], ["6.png", ["<bo>"]]])
+    malformed = run_cli("eval", "judge", broken, b, "--out", tmp_path / "judged", *args)
+    assert malformed.exit_code == 2 and "skipped 1 malformed row" in " ".join(malformed.stderr.split())
+
+
+def test_captions_of_unlabeled_images_are_judged_without_claimed_concepts(tmp_path):
+    """Rows without true concepts pair like the others; the judge is told the concepts are not known."""
+    rows = [["a.png", [], "A photo.", "Give a caption."]]
+    pairs = read_pairs(_rows(tmp_path, "a.json", rows), _rows(tmp_path, "b.json", rows))
+    assert [(pair.image, pair.concepts) for pair in pairs] == [("a.png", ())]
+    assert "The personal concepts in this image: not known." in judge_prompt((), "q", "x", "y")
 
 
 def test_cache_survives_a_torn_line(tmp_path):

@@ -111,7 +111,7 @@ def test_bad_concept_inputs(client):
     text = ("notes.txt", b"not an image at all", "text/plain")
     assert "does not decode as an image" in _error(
         client.post("/v1/concepts", data={"tag": "bad", "category": "cat"}, files=[("images", text)]), 415)
-    assert "needs a name" in _error(
+    assert "a concept name is 1 to 64 characters" in _error(
         client.post("/v1/concepts", data={"tag": " ", "category": "cat"}, files=[("images", _photo())]), 400)
     missing = _error(client.post("/v1/concepts", data={"tag": "x"}, files=[("images", _photo())]), 422)
     assert "category" in missing

@@ -7,13 +7,14 @@ import base64
 import io
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from repic.inference.generate import Generated, GenerationSettings, PromptInput
-from repic.serve.batcher import BatchQueue
+from repic.serve.batcher import BatchQueue, QueueFull
 from repic.serve.defaults import (
     DEFAULT_DATABASE,
     copy_database,
@@ -23,7 +24,8 @@ from repic.serve.defaults import (
 )
 from repic.serve.store import ConceptStore
 from repic.serve.uploads import ImageLimits, ServiceError, confined_path, decode_data_url, decode_image
-from repic.shipped import shipped_base_path
+from repic.errors import RepicError
+from repic.shipped import shipped_base_path, shipped_repic_path
 
 
 def _png(size=(8, 8), colour="red") -> bytes:
@@ -40,7 +42,7 @@ def test_batches_gather_waiting_prompts_and_split_by_settings():
     seen: list[tuple[int, int]] = []
     started, release = threading.Event(), threading.Event()
 
-    def run(prompts, settings):
+    def run(prompts, settings, should_stop):
         started.set()
         release.wait(5)  # hold the first batch until everything else is queued
         seen.append((len(prompts), settings.max_new_tokens))
@@ -48,9 +50,9 @@ def test_batches_gather_waiting_prompts_and_split_by_settings():
 
     queue = BatchQueue(run, max_batch_size=4, max_wait_s=0.0)
     short, long = GenerationSettings(max_new_tokens=4), GenerationSettings(max_new_tokens=8)
-    first = queue.submit(_prompt("a"), short)
+    first = queue.submit(_prompt("a"), short).future
     assert started.wait(5)  # the worker has taken "a" alone and waits in run()
-    futures = [queue.submit(_prompt(t), short if i % 2 == 0 else long) for i, t in enumerate("bcdefg")]
+    futures = [queue.submit(_prompt(t), short if i % 2 == 0 else long).future for i, t in enumerate("bcdefg")]
     release.set()
     assert first.result(5).text == "A"
     assert [f.result(5).text for f in futures] == list("BCDEFG")
@@ -60,18 +62,73 @@ def test_batches_gather_waiting_prompts_and_split_by_settings():
     queue.close()
 
 
-def test_a_failing_batch_fails_only_its_requests():
-    def run(prompts, settings):
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_failing_prompt_fails_only_its_own_request(batch_size):
+    """A prompt that breaks the model's call fails alone: its batch is retried prompt by prompt."""
+    gate, calls = threading.Event(), []
+
+    def run(prompts, settings, should_stop):
+        gate.wait(5)  # let every prompt queue up first, so they meet in one batch
+        calls.append(len(prompts))
         if any(p.messages[0]["content"][0]["text"] == "boom" for p in prompts):
             raise RuntimeError("the model broke")
+        return [Generated(p.messages[0]["content"][0]["text"], 1, True) for p in prompts]
+
+    queue = BatchQueue(run, max_batch_size=batch_size, max_wait_s=0.05)
+    tickets = [queue.submit(_prompt(text), GenerationSettings()) for text in ("one", "boom", "two", "three")]
+    gate.set()
+    with pytest.raises(RuntimeError, match="broke"):
+        tickets[1].future.result(5)
+    assert [tickets[i].future.result(5).text for i in (0, 2, 3)] == ["one", "two", "three"]
+    if batch_size > 1:
+        assert calls[0] > 1 and sorted(calls[1:]) == [1] * (len(calls) - 1)  # the batch, then each alone
+    queue.close()
+
+
+def test_the_queue_is_bounded_and_says_when_to_retry():
+    gate = threading.Event()
+
+    def run(prompts, settings, should_stop):
+        gate.wait(5)
         return [Generated("ok", 1, True) for _ in prompts]
 
-    queue = BatchQueue(run, max_batch_size=1)
-    bad, good = queue.submit(_prompt("boom"), GenerationSettings()), queue.submit(_prompt("fine"), GenerationSettings())
-    with pytest.raises(RuntimeError, match="broke"):
-        bad.result(5)
-    assert good.result(5).text == "ok"
+    queue = BatchQueue(run, max_batch_size=1, max_wait_s=0.0, max_queue=2)
+    first = queue.submit(_prompt("a"), GenerationSettings())
+    deadline = time.monotonic() + 5
+    while queue.waiting and time.monotonic() < deadline:  # the worker took "a" and holds it in run()
+        time.sleep(0.01)
+    waiting = [queue.submit(_prompt(t), GenerationSettings()) for t in "bc"]
+    # no batch timed yet: 1 s a batch is assumed, and 2 waiting at 1 a batch plus the running one is 3 s
+    with pytest.raises(QueueFull, match="2 requests are waiting already; retry in 3 s"):
+        queue.submit(_prompt("d"), GenerationSettings())
+    gate.set()
+    assert [t.future.result(5).text for t in [first, *waiting]] == ["ok"] * 3
+    assert queue.submit(_prompt("e"), GenerationSettings()).future.result(5).text == "ok"  # room again
     queue.close()
+
+
+def test_an_abandoned_prompt_is_dropped_and_its_running_batch_stops():
+    started, stops = threading.Event(), []
+
+    def run(prompts, settings, should_stop):
+        started.set()
+        deadline = time.monotonic() + 5
+        while not should_stop() and time.monotonic() < deadline:  # generation checks after each token
+            time.sleep(0.01)
+        stops.append(should_stop())
+        return [Generated("cut", 1, False) for _ in prompts]
+
+    queue = BatchQueue(run, max_batch_size=1, max_wait_s=0.0)
+    running = queue.submit(_prompt("a"), GenerationSettings())
+    assert started.wait(5)
+    queued = queue.submit(_prompt("b"), GenerationSettings())
+    queued.abandon()  # still waiting: never run
+    running.abandon()  # running alone: its generation stops
+    deadline = time.monotonic() + 5
+    while not stops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    queue.close()
+    assert stops == [True] and queued.future.cancelled()
 
 
 def test_uploads_are_checked_by_decoding():
@@ -108,7 +165,7 @@ def test_paths_stay_inside_the_root(tmp_path):
 
 
 def test_defaults_prefer_the_latest_demo(tmp_path):
-    assert default_model(tmp_path).path == shipped_base_path()
+    assert default_model(cwd=tmp_path).path == shipped_repic_path()  # names concepts out of the box
     made = default_database(tmp_path)
     assert made.path == tmp_path / DEFAULT_DATABASE and "shipped" in made.origin
     assert len(json.loads(made.path.read_text())["concept_dict"]) == 16
@@ -120,7 +177,10 @@ def test_defaults_prefer_the_latest_demo(tmp_path):
         (demo / f"repic-demo/runs/repic-s{seed}/final/config.json").write_text("{}")
     world = demo / "repic-demo/world/database.json"
     copy_database(shipped_concepts_path(), world)
-    assert default_model(demo).path == demo / "repic-demo/runs/repic-s1/final"
+    assert default_model(cwd=demo).path == demo / "repic-demo/runs/repic-s1/final"
+    assert default_model(run=demo / "repic-demo").path == demo / "repic-demo/runs/repic-s1/final"  # --run DIR
+    with pytest.raises(RepicError, match="holds no finished RePIC model"):
+        default_model(run=tmp_path)
     copied = default_database(demo)
     assert "demo's world" in copied.origin and copied.path == demo / DEFAULT_DATABASE
     assert json.loads(copied.path.read_text())["concept_dict"].keys() == json.loads(world.read_text())["concept_dict"].keys()

@@ -295,7 +295,8 @@ JUDGE_SYSTEM_PROMPT = (
 
 def judge_prompt(concepts: Sequence[str], question: str, caption_a: str, caption_b: str) -> str:
     """The judge's question about one image: its concepts, the caption question and captions A and B."""
-    named = ", ".join(concepts) if concepts else "none"
+    # No concepts means the file did not say (captions of unlabeled images), not that the image has none.
+    named = ", ".join(concepts) if concepts else "not known"
     asked = f'The captions answer: "{question}"\n' if question else ""
     return (
         f"The personal concepts in this image: {named}.\n{asked}"

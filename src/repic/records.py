@@ -23,6 +23,43 @@ def concept_tag(name: str) -> str:
     return name if name.startswith("<") and name.endswith(">") else f"<{name}>"
 
 
+MAX_TAG_LENGTH = 64
+TAG_RULE = (
+    f"a concept name is 1 to {MAX_TAG_LENGTH} characters: letters, digits, spaces, '_', '-', '.' or \"'\", "
+    "starting with a letter or digit (e.g. 'bo', written <bo>)"
+)
+_TAG_CHARACTERS = frozenset(" _-.'")
+
+
+def tag_problem(name: str) -> str | None:
+    """What breaks the one rule for a concept's bare name (``TAG_RULE``), or ``None`` when it is valid.
+
+    The tag is a key in files, URLs (``/v1/concepts/<name>``), folder names and prompts, so it may hold
+    no path separator, no ``..``, no control character, no ``%`` escape and no angle bracket.
+    """
+    if not name:
+        return "is empty"
+    if len(name) > MAX_TAG_LENGTH:
+        return f"is {len(name):,} characters long"
+    if not name[0].isalnum():
+        return f"starts with {name[0]!r}"
+    if name != name.rstrip():
+        return "ends with a space"
+    bad = next((ch for ch in name if not (ch.isalnum() or ch in _TAG_CHARACTERS)), None)
+    return None if bad is None else f"holds {bad!r}"
+
+
+def checked_tag(raw: str) -> str:
+    """The bracketed tag of a new concept's name (``bo`` or ``<bo>``); ``RepicError`` saying the rule if invalid."""
+    from .errors import RepicError
+
+    name = strip_tag(raw) if isinstance(raw, str) else raw
+    problem = "is not text" if not isinstance(name, str) else tag_problem(name)
+    if problem is not None:
+        raise RepicError(f"the concept name {raw!r} {problem}; {TAG_RULE}")
+    return f"<{name}>"
+
+
 def strip_tag(tag: str) -> str:
     """The bare name inside a tag: ``<bo>`` -> ``bo``; a bare name is returned unchanged."""
     return tag[1:-1] if len(tag) >= 2 and tag.startswith("<") and tag.endswith(">") else tag

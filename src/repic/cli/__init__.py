@@ -1,72 +1,43 @@
-"""The ``repic`` command: thin subcommands over the library.
+"""The ``repic`` command's entry point: ``main`` here, the commands in ``repic.cli.application``.
 
-Each subcommand group lives in its own module (``db_cmd``, ``data_cmd``, ``eval_cmd``, ``models_cmd``) and only
-parses arguments, calls the library and prints. User errors (``RepicError``) and file-system errors
-(``OSError``) are printed as one red message and exit with status 2, never as a traceback.
+This module imports nothing heavy on purpose. The console script runs ``from repic.cli import main``
+before any code of ours can catch anything, and importing typer, rich and every command module takes
+about a second: a Ctrl-C in that second would end in a traceback. Here the commands are imported
+inside ``main``, so an interrupt at any moment from then on ends with one line and exit status 130
+(128 + SIGINT, what shells report for a command stopped with Ctrl-C).
 """
 
 from __future__ import annotations
 
-import sys
-from importlib.metadata import entry_points
+import sys  # built in: importing it costs nothing; nothing else is imported before ``main`` runs
 
-import typer
-from rich.console import Console
-from rich.text import Text
-
-from ..errors import RepicError, os_error_message
-from . import caption_cmd, data_cmd, db_cmd, judge_cmd, merge_cmd, models_cmd, serve_cmd, train_cmd
-
-app = typer.Typer(
-    name="repic",
-    help="Personalized image captioning for multi-modal LLMs with RePIC verifiable-reward RL.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(db_cmd.app, name="db")
-app.add_typer(data_cmd.app, name="data")
-app.add_typer(models_cmd.app, name="models")
-app.add_typer(train_cmd.app, name="train")
-app.add_typer(judge_cmd.app, name="eval")  # `repic eval FILE...` scores; `repic eval judge A B`
-app.command("caption")(caption_cmd.caption_command)
-app.command("merge")(merge_cmd.merge_command)
-app.command("serve")(serve_cmd.serve_command)
-app.command("app")(serve_cmd.app_command)
-
-COMMAND_PLUGINS = "repic.commands"  # entry-point group: functions that add commands (the embedded world's)
-
-
-def _load_command_plugins() -> None:
-    """Let installed packages add commands; the library itself never imports them (``repic.world`` is one)."""
-    groups = {"": app, "data": data_cmd.app, "models": models_cmd.app, "train": train_cmd.app, "db": db_cmd.app}
-    for entry_point in entry_points(group=COMMAND_PLUGINS):
-        try:
-            entry_point.load()(groups)
-        except Exception as exc:  # a broken plugin must not take the library's own commands down with it
-            print(f"warning: the {entry_point.name!r} commands ({entry_point.value}) did not load: {exc}",
-                  file=sys.stderr)
-
-
-_load_command_plugins()
-
-_err = Console(stderr=True)
+INTERRUPTED_EXIT = 130  # 128 + SIGINT
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning ``RepicError`` into a clear message and exit code 2.
-
-    Typer/click run in standalone mode, so usage errors print click's own message (exit 2) and
-    ``typer.Exit(code)`` sets the exit status; the project's own errors and file-system errors
-    (``OSError``, printed with the path) are handled here, so no command ends in a traceback.
-    """
+    """Console entry point: import the commands and run them; Ctrl-C ends with one line and status 130."""
     try:
-        app(args=argv, prog_name="repic")
-    except RepicError as exc:
-        # Text, not markup: messages quote user data such as "[x1, y1, x2, y2]", which markup would eat.
-        _err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
-        sys.exit(2)
-    except OSError as exc:
-        # Any file-system failure (permission, read-only, full disk) as one line naming the path.
-        _err.print(Text.assemble(("error:", "bold red"), " ", os_error_message(exc)), soft_wrap=True)
-        sys.exit(2)
+        from .application import run
+
+        run(argv)
+    except KeyboardInterrupt:
+        interrupted()
+
+
+def interrupted() -> None:
+    """Say that the command was interrupted (one line, no traceback) and exit with status 130."""
+    try:
+        sys.stderr.write("interrupted\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed or gone with the terminal: the status still says it
+        pass
+    sys.exit(INTERRUPTED_EXIT)
+
+
+def __getattr__(name: str) -> object:
+    """``repic.cli.app`` (the typer app), imported on first use so that importing ``main`` stays cheap."""
+    if name == "app":
+        from .application import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

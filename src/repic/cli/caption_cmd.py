@@ -21,13 +21,21 @@ from rich.text import Text
 
 from ..concepts.database import ConceptDatabase, load_database
 from ..errors import RepicError
-from ..inference.caption import ANSWERS_JSONL, CAPTIONS_JSON, CAPTIONS_JSONL, MODES, SUMMARY_JSON
+from ..inference.caption import (
+    ANSWERS_JSONL,
+    CAPTIONS_JSON,
+    CAPTIONS_JSONL,
+    MODES,
+    SUMMARY_JSON,
+    caption_mode,
+)
 from ..inference.generate import CACHES, BatchDone, GenerationSettings
+from ..inference.inputs import check_text
 from ..inference.queries import Query, image_queries, read_eval_file
 from ..outputs import check_output_file
 from ..prompts import BOX_STYLES
 from .console import err_console, say
-from .options import DatabaseImageRootOpt
+from .options import DatabaseImageRootOpt, MaxNewTokensOpt
 
 _SHOWN_SKIPS = 5
 _DEFAULTS = GenerationSettings()  # one place for the generation defaults
@@ -55,9 +63,10 @@ def caption_command(
     database_image_root: DatabaseImageRootOpt = None,
     mode: Annotated[
         str,
-        typer.Option("--mode", metavar="auto|skip|retrieve",
-                     help="skip: show the given concepts; retrieve: choose the top-K by image similarity; "
-                     "auto: skip when a query has concepts."),
+        typer.Option("--mode", metavar="auto|given|retrieve",
+                     help="given: show the concepts each query comes with (an evaluation row's, or --concepts; "
+                     "'skip' is accepted as its older name); retrieve: choose the top-K by image similarity; "
+                     "auto: given when a query has concepts, else retrieve."),
     ] = "auto",
     concepts: Annotated[
         list[str] | None,
@@ -96,9 +105,7 @@ def caption_command(
         str | None, typer.Option("--base", help="Base model of a LoRA adapter (default: from adapter_config.json).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Queries per generate call.")] = _DEFAULTS.batch_size,
-    max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", help="Longest answer, in tokens.")
-    ] = _DEFAULTS.max_new_tokens,
+    max_new_tokens: MaxNewTokensOpt = _DEFAULTS.max_new_tokens,
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.")] = False,
     temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature.")] = _DEFAULTS.temperature,
     top_p: Annotated[float, typer.Option("--top-p", help="Sampling nucleus.")] = _DEFAULTS.top_p,
@@ -133,8 +140,12 @@ def caption_command(
     """Write personalized captions (and OCT / VLT answers) that `repic eval` scores."""
     from ..inference.caption import Captioner, load_for_captioning, write_outputs
 
-    if mode not in MODES:
-        raise RepicError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if question is not None:  # a control token would break every batch it shares: refused before the model loads
+        check_text(question, what="--question")
+    try:
+        mode = caption_mode(mode)
+    except RepicError:
+        raise RepicError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}") from None
     if cache not in CACHES:
         raise RepicError(f"--cache must be one of {', '.join(CACHES)}, not {cache!r}")
     if box_style not in BOX_STYLES:
@@ -292,9 +303,15 @@ def _report(run, written: dict[str, Path]) -> None:
         err_console.print(Text(f"... and {len(run.skipped) - _SHOWN_SKIPS} more (see summary.json)", style="yellow"))
     for path in written.values():
         say(f"wrote {path}")
-    scored = [str(written[name]) for name in (CAPTIONS_JSON, ANSWERS_JSONL) if name in written]
+    # Only files with truth are worth scoring: captions of unlabeled images record no true concepts.
+    labeled = any(result.query.is_caption and result.query.concepts for result in run.results)
+    scored = [str(written[name]) for name in (CAPTIONS_JSON, ANSWERS_JSONL)
+              if name in written and (labeled or name != CAPTIONS_JSON)]
     if scored:
         say(f"score with `repic eval {' '.join(scored)}`")
+    if CAPTIONS_JSON in written and not labeled:
+        say("the images came without their concepts, so the captions have nothing to be scored against "
+            "(give --concepts, or caption an evaluation file with --eval)")
 
 
 def _retrieval_device(device: str) -> str:

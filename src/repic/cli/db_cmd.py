@@ -31,13 +31,19 @@ app = typer.Typer(
 
 DatabaseArg = Annotated[Path, typer.Argument(help="The database.json file.", show_default=False)]
 TagArg = Annotated[str, typer.Argument(help="The concept's tag: 'bo' or '<bo>'.", show_default=False)]
-# --database-image-root as in every command that opens a database; --image-root is its older name here
-ImageRootOpt = Annotated[
-    Path | None,
-    typer.Option(DATABASE_IMAGE_ROOT, "--image-root", help=DATABASE_IMAGE_ROOT_HELP + " --image-root: the same."),
-]
+# --database-image-root as in every command that opens a database. --image-root is its older name here,
+# still read but hidden: everywhere else --image-root is where an input file's image paths start.
+ImageRootOpt = Annotated[Path | None, typer.Option(DATABASE_IMAGE_ROOT, help=DATABASE_IMAGE_ROOT_HELP)]
+OldImageRootOpt = Annotated[Path | None, typer.Option("--image-root", hidden=True)]
 
 _INFO_WIDTH = 60  # characters of a description shown by `list`
+
+
+def _root(image_root: Path | None, old_image_root: Path | None) -> Path | None:
+    """The database image root, given by its name or its older one (not both, which could disagree)."""
+    if image_root is not None and old_image_root is not None:
+        raise RepicError(f"{DATABASE_IMAGE_ROOT} and --image-root (its older name) are the same; pass one")
+    return image_root if image_root is not None else old_image_root
 
 
 @app.command()
@@ -77,6 +83,7 @@ def add(
         typer.Option("--images-dir", help="Where copies and links go (default: DATABASE's folder/images)."),
     ] = None,
     image_root: ImageRootOpt = None,
+    old_image_root: OldImageRootOpt = None,
 ) -> None:
     """Add a concept with its reference images (copied into the database folder by default)."""
     if link and reference:
@@ -84,7 +91,7 @@ def add(
     store = "link" if link else "reference" if reference else "copy"
     display = name if name is not None else strip_tag(concept_tag(tag))
     concept = Concept(tag=tag, name=display, category=category, info=info, images=list(images))
-    with edit_database(database, image_root) as db:
+    with edit_database(database, _root(image_root, old_image_root)) as db:
         added = db.add(concept, store=store, images_dir=images_dir)
         try:
             db.save()
@@ -99,9 +106,11 @@ def add(
 
 
 @app.command("list")
-def list_concepts(database: DatabaseArg, image_root: ImageRootOpt = None) -> None:
+def list_concepts(
+    database: DatabaseArg, image_root: ImageRootOpt = None, old_image_root: OldImageRootOpt = None
+) -> None:
     """List the concepts: tag, name, category, number of images, description."""
-    db = ConceptDatabase.load(database, image_root)
+    db = ConceptDatabase.load(database, _root(image_root, old_image_root))
     if not len(db):
         say(
             f"{database} has no concepts yet; add one with `repic db add {database} TAG --image IMG --category C`"
@@ -124,9 +133,11 @@ def list_concepts(database: DatabaseArg, image_root: ImageRootOpt = None) -> Non
 
 
 @app.command()
-def show(database: DatabaseArg, tag: TagArg, image_root: ImageRootOpt = None) -> None:
+def show(
+    database: DatabaseArg, tag: TagArg, image_root: ImageRootOpt = None, old_image_root: OldImageRootOpt = None
+) -> None:
     """Show one concept in full, with its image paths."""
-    concept = ConceptDatabase.load(database, image_root).get(tag)
+    concept = ConceptDatabase.load(database, _root(image_root, old_image_root)).get(tag)
     say(f"tag:      {concept.tag}")
     say(f"name:     {concept.name}")
     say(f"category: {concept.category}")
@@ -150,9 +161,10 @@ def remove(
         ),
     ] = False,
     image_root: ImageRootOpt = None,
+    old_image_root: OldImageRootOpt = None,
 ) -> None:
     """Remove a concept (its image files stay unless --delete-images)."""
-    with edit_database(database, image_root) as db:
+    with edit_database(database, _root(image_root, old_image_root)) as db:
         concept = db.remove(tag)
         db.save()
         deleted = db.discard_images(concept) if delete_images else []
@@ -164,9 +176,11 @@ def remove(
 
 
 @app.command()
-def validate(database: DatabaseArg, image_root: ImageRootOpt = None) -> None:
+def validate(
+    database: DatabaseArg, image_root: ImageRootOpt = None, old_image_root: OldImageRootOpt = None
+) -> None:
     """Check every image and entry; print each problem; exit 1 when there is any."""
-    db = ConceptDatabase.load(database, image_root)
+    db = ConceptDatabase.load(database, _root(image_root, old_image_root))
     problems = db.validate()
     for problem in problems:
         say(f"{problem.kind}: {problem.message}")

@@ -8,7 +8,9 @@ ones are the ones that mean what they say (see ``repic.evaluate.metrics``). OCT 
 has them, get recognition and localization tables.
 
 Tables show rates as percentages with one decimal, like the official scripts print them; ``--json`` keeps
-the exact fractions and every count. Skipped malformed rows are reported once per file on stderr. User
+the exact fractions and every count. Skipped malformed rows are reported once per file on stderr, and so
+are caption rows that carry no true concepts (captions of images that came without them): there is nothing
+to score those against, and a file of only such rows is an error, not a report of made-up numbers. User
 text (paths, reasons) is printed as rich ``Text``, never as markup.
 """
 
@@ -98,11 +100,7 @@ def eval_command(
     loaded = [load_predictions(path, on_error=on_error) for path in predictions]
     for file in loaded:  # nothing scored is a failure, so a script that evaluates an empty dump notices
         if not (file.captions or file.recognition or file.localization):
-            skipped = f" ({file.skipped_message()})" if file.skipped else ""
-            raise RepicError(
-                f"{file.path} has no row to score{skipped}; give a caption dump (a JSON list of "
-                "[image, [concepts], caption, question] rows) or predictions JSONL from `repic caption`"
-            )
+            raise RepicError(_nothing_to_score(file))
     reports = []
     for file in loaded:
         report = _file_report(file, aliases, official_variant)
@@ -113,6 +111,21 @@ def eval_command(
         say(f"wrote {json_out}")
 
 
+def _nothing_to_score(file: LoadedPredictions) -> str:
+    """Why ``file`` has no row to score, and what would give one."""
+    if file.unlabeled:
+        return (
+            f"{file.path} has no row to score: its caption rows ({len(file.unlabeled)}) carry no true concepts "
+            "(captions of images given without them), so there is nothing to score them against; "
+            "caption an evaluation file (`repic caption --eval`) or name the concepts in the images (--concepts)"
+        )
+    skipped = f" ({file.skipped_message()})" if file.skipped else ""
+    return (
+        f"{file.path} has no row to score{skipped}; give a caption dump (a JSON list of "
+        "[image, [concepts], caption, question] rows) or predictions JSONL from `repic caption`"
+    )
+
+
 def _file_report(
     file: LoadedPredictions, aliases: dict[str, list[str]], variant: str | None
 ) -> dict[str, Any]:
@@ -120,6 +133,7 @@ def _file_report(
         "path": str(file.path),
         "format": file.format,
         "skipped": [asdict(skipped) for skipped in file.skipped],
+        "unlabeled": len(file.unlabeled),
         "captions": None,
         "recognition": None,
         "localization": None,
@@ -143,6 +157,10 @@ def _print_report(file: LoadedPredictions, report: dict[str, Any]) -> None:
     say(f"{file.path} ({file.format})", "bold")
     if file.skipped:
         err_console.print(Text(f"warning: {file.skipped_message()}", style="yellow"), soft_wrap=True)
+    if file.unlabeled:
+        err_console.print(Text(f"warning: left out {_count(len(file.unlabeled), 'caption row')} of {file.path} "
+                               "without true concepts (nothing to score them against)", style="yellow"),
+                          soft_wrap=True)
     if report["captions"] is not None:
         console.print(_captions_table(report["captions"]))
     if report["recognition"] is not None:

@@ -75,7 +75,7 @@ def judge_command(
     if retries < 0 or workers < 1 or max_tokens < 1:
         raise RepicError("--retries must be >= 0, --workers and --max-tokens >= 1")
     check_output_folder(out, marker=CACHE, inputs=[file_a, file_b], overwrite=True)
-    pairs, skipped = read_pairs(file_a, file_b)
+    pairs = read_pairs(file_a, file_b)
     pairs = pairs[:limit] if limit is not None else pairs
     images = None if no_images else resolve_images(pairs, image_root or file_a.parent)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def judge_command(
     judgements = judge_pairs(pairs, judge, images=images, workers=workers)
     summary = summarize(judgements)
     record = {"file_a": str(file_a), "file_b": str(file_b), "model": model, "base_url": base_url,
-              "images": not no_images, "temperature": temperature, "pairs": len(pairs), **skipped,
+              "images": not no_images, "temperature": temperature, "pairs": len(pairs),
               "wins": summary.wins, "ties": summary.ties, "losses": summary.losses, "invalid": summary.invalid,
               "score": summary.score, "ci95": [summary.low, summary.high], "consistency": summary.consistency,
               "requests": judge.requests}

@@ -51,7 +51,7 @@ from PIL import Image
 from ..atomic import atomic_write_bytes, atomic_write_json, write_target
 from ..errors import RepicError
 from ..locking import locked
-from ..records import Concept, concept_tag, strip_tag
+from ..records import TAG_RULE, Concept, checked_tag, concept_tag, strip_tag, tag_problem
 
 StoreMode = Literal["copy", "link", "reference"]
 STORE_MODES: tuple[str, ...] = ("copy", "link", "reference")
@@ -66,10 +66,15 @@ PROBLEM_KINDS: tuple[str, ...] = (
     "no_images",  # a concept without any reference image
     "empty_name",
     "empty_category",
+    "bad_tag",  # a tag that breaks the one rule for concept names (``repic.records.TAG_RULE``)
 )
 
 _CONCEPT_FIELDS = ("name", "image", "images", "info", "category")
-_TOP_FIELDS = ("concept_dict", "path_to_concept")
+_TOP_FIELDS = ("concept_dict", "path_to_concept", "repic_copies")
+# The image files this database copied or linked in itself (``add``), as written in the file: the only
+# files ``discard_images(owned_only=True)`` (the server's DELETE) may remove. A user's own photo inside the
+# database's folder, or a world's reference image that its scenes still use, is never on it.
+COPIES_FIELD = "repic_copies"
 _FORMAT_EXAMPLE = (
     '{"concept_dict": {"<bo>": {"name": "bo", "image": "bo.jpg", ...}}, "path_to_concept": {...}}'
 )
@@ -181,6 +186,7 @@ class ConceptDatabase:
         self._link_order: list[Path] = []  # path_to_concept images in file order, kept on save
         self._stray_links: dict[Path, str] = {}  # path_to_concept entries that name no image of their tag
         self._looked_up: dict[Path, str] = {}  # missing images of relative paths -> where they were looked for
+        self.copies: set[Path] = set()  # image files ``add`` copied or linked in (see ``COPIES_FIELD``)
 
     # ----------------------------------------------------------------------------------------- reading
     @classmethod
@@ -203,6 +209,10 @@ class ConceptDatabase:
             tag = _checked_tag(key, where=f"{db.path}, concept_dict", bracketed=True)
             db.concepts[tag] = db._read_entry(tag, entry)
         db._read_links(links)
+        copies = raw.get(COPIES_FIELD, [])
+        if not isinstance(copies, list) or not all(isinstance(item, str) for item in copies):
+            raise RepicError(f"{db.path}: '{COPIES_FIELD}' must be a list of image paths the database copied in")
+        db.copies = {_absolute(item, db.base_dir) for item in copies}
         return db
 
     @property
@@ -299,6 +309,10 @@ class ConceptDatabase:
             "path_to_concept": self._links(base),
             **self.extra,
         }
+        in_use = self._image_owners()
+        owned = sorted(self._spell(image, base) for image in self.copies if image in in_use)
+        if owned:
+            document[COPIES_FIELD] = owned
         try:
             atomic_write_json(target, document, indent=4)
         except OSError as exc:
@@ -356,7 +370,7 @@ class ConceptDatabase:
         """
         if store not in STORE_MODES:
             raise RepicError(f"unknown store mode {store!r}; use one of {', '.join(STORE_MODES)}")
-        tag = _checked_tag(concept.tag, where="new concept", bracketed=False)
+        tag = checked_tag(concept.tag)
         if tag in self.concepts:
             raise RepicError(
                 f"concept {tag} is already in {self._where()}; remove it first or use another tag"
@@ -420,6 +434,7 @@ class ConceptDatabase:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.symlink_to(source)
                 created.append(target)
+            self.copies.update(created)
         except OSError as exc:
             for path in created:
                 path.unlink(missing_ok=True)
@@ -436,11 +451,13 @@ class ConceptDatabase:
         self._stray_links = {image: t for image, t in self._stray_links.items() if t != concept.tag}
         return concept
 
-    def discard_images(self, concept: Concept) -> list[Path]:
+    def discard_images(self, concept: Concept, *, owned_only: bool = False) -> list[Path]:
         """Delete ``concept``'s image files inside the database folder that no concept here still uses.
 
-        Copies and links (the link, not its target) are deleted; files elsewhere are never touched.
-        Returns the deleted paths. Call it after ``remove`` and ``save``, so a failed save loses no image.
+        Copies and links (the link, not its target) are deleted; files elsewhere are never touched. With
+        ``owned_only``, only the files this database copied or linked in itself (``add``) are: what a
+        server may delete on a client's word. Returns the deleted paths. Call it after ``remove`` and
+        ``save``, so a failed save loses no image.
         """
         if self.path is None:
             return []
@@ -451,6 +468,7 @@ class ConceptDatabase:
             if (
                 image.is_relative_to(folder)
                 and image not in in_use
+                and (image in self.copies or not owned_only)
                 and (image.is_file() or image.is_symlink())
             ):
                 image.unlink()
@@ -479,6 +497,9 @@ class ConceptDatabase:
         owners: dict[Path, str] = {}
         for concept in self.concepts.values():
             tag = concept.tag
+            bad = tag_problem(strip_tag(tag))
+            if bad is not None:
+                problems.append(Problem("bad_tag", tag, None, f"tag {tag!r} {bad}; rename it: {TAG_RULE}"))
             if not concept.name.strip():
                 problems.append(Problem("empty_name", tag, None, f"{tag} has an empty name; set its 'name'"))
             if not concept.category.strip():

@@ -19,6 +19,9 @@ Choices, and why:
 - Loading checks everything a later stage would trip over (unknown tags, boxes outside their image,
   missing image files) and reports the file, the line and the fix; keys it does not know are kept in
   ``meta`` and in each scene's ``extra`` and written back.
+- ``check_images`` decodes every reference and scene image (the concept database's ``image_problem``).
+  Loading does not, as it is read often; a sample build does, before it writes anything: samples that
+  point at a deleted or broken image would only fail later, in training.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json, atomic_write_jsonl
-from ..concepts.database import ConceptDatabase
+from ..concepts.database import ConceptDatabase, image_problem
 from ..errors import RepicError
 from ..records import Concept, Scene
 
@@ -130,6 +133,28 @@ def _check(collection: Collection, *, check_files: bool) -> None:
             f"{collection.root}: {len(missing)} scene image(s) missing ({_summarize(missing)}); "
             "restore them or regenerate the collection"
         )
+
+
+def check_images(collection: Collection) -> None:
+    """``RepicError`` listing every reference or scene image of ``collection`` that is missing or does not decode."""
+    images = {image: f"reference image of {concept.tag}" for concept in collection.concepts.values()
+              for image in concept.images}
+    images.update({collection.image_path(scene.image): "scene image" for scene in collection.scenes})
+    problems = []
+    for image, what in images.items():
+        found = image_problem(image)
+        if found is not None:
+            problems.append(f"{what} {_shown(image, collection.root)} {found[1]}")
+    if problems:
+        raise RepicError(
+            f"collection {collection.root}: {len(problems)} image(s) cannot be used: {_summarize(problems)}; "
+            "restore them, or regenerate or re-import the collection"
+        )
+
+
+def _shown(image: Path, root: Path) -> str:
+    """``image`` relative to the collection folder when inside it (shorter), else as it is."""
+    return str(image.relative_to(root)) if image.is_relative_to(root) else str(image)
 
 
 # ------------------------------------------------------------------------------------------------ reading

@@ -60,7 +60,7 @@ from ..errors import RepicError
 from ..outputs import check_output_folder, replace_folder
 from ..records import Box, Concept, Sample, Scene
 from ..tasks import normalize_task
-from .collection import Collection
+from .collection import Collection, check_images
 from .describe import describe_object, describe_scene, position_phrase
 from .samples import task_mix, write_samples
 
@@ -525,9 +525,14 @@ def build_samples(collection: Collection, config: BuildConfig = _DEFAULT) -> Bui
 
 def build(collection: Collection, out_dir: str | os.PathLike, config: BuildConfig = _DEFAULT, *,
           overwrite: bool = False) -> Built:
-    """Build every sample of ``collection`` and write the build folder (layout in the module docstring)."""
+    """Build every sample of ``collection`` and write the build folder (layout in the module docstring).
+
+    Every image of the collection is decoded first: a build refers to its images by path, so one that is
+    deleted or broken is refused here, naming the file, rather than failing in training.
+    """
     out_dir = Path(out_dir).absolute()
     check_output_folder(out_dir, marker=BUILD_FILE, inputs=[collection.root], overwrite=overwrite)
+    check_images(collection)
     built = build_samples(collection, config)
     try:
         image_root = os.path.relpath(collection.root, out_dir)

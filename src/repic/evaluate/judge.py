@@ -156,36 +156,63 @@ def summarize(judgements: Sequence[Judgement], *, resamples: int = 2000, seed: i
     )
 
 
-def pair_rows(rows_a: Sequence[CaptionRow], rows_b: Sequence[CaptionRow]) -> tuple[list[JudgePair], int, int]:
-    """Pairs of rows for the same image and question (the n-th such row of A with the n-th of B); and how
-    many rows of A and of B found no partner."""
+def pair_rows(
+    rows_a: Sequence[CaptionRow], rows_b: Sequence[CaptionRow]
+) -> tuple[list[JudgePair], list[CaptionRow], list[CaptionRow]]:
+    """Pairs of rows for the same image and question (the n-th such row of A with the n-th of B); and the
+    rows of A and of B that found no partner."""
     waiting: dict[tuple[str, str], list[CaptionRow]] = defaultdict(list)
     for row in rows_b:
         waiting[(row.image, row.question)].append(row)
-    pairs, unmatched_a = [], 0
+    pairs, unmatched_a = [], []
     for row in rows_a:
         partners = waiting.get((row.image, row.question))
         if not partners:
-            unmatched_a += 1
+            unmatched_a.append(row)
             continue
         other = partners.pop(0)
         pairs.append(JudgePair(row.image, tuple(row.concepts), row.question, row.caption, other.caption))
-    return pairs, unmatched_a, sum(len(rest) for rest in waiting.values())
+    return pairs, unmatched_a, [row for rest in waiting.values() for row in rest]
 
 
-def read_pairs(file_a: str | os.PathLike, file_b: str | os.PathLike) -> tuple[list[JudgePair], dict[str, int]]:
-    """The pairs of two caption files, with counts of rows skipped as malformed or without a partner."""
+def read_pairs(file_a: str | os.PathLike, file_b: str | os.PathLike) -> list[JudgePair]:
+    """The pairs of two caption files; ``RepicError`` unless every row of each has its partner in the other.
+
+    Judging only the rows the files share would report a score over fewer captions than either file holds,
+    and a malformed row would drop out the same way: both are refused, naming the rows, so a score is
+    always over every caption of both files. Rows without true concepts (captions of unlabeled images) are
+    judged like the others: the judge looks at the image.
+    """
     loaded_a, loaded_b = load_predictions(file_a), load_predictions(file_b)
     for loaded in (loaded_a, loaded_b):
-        if not loaded.captions:
+        if loaded.skipped:
+            raise RepicError(f"{loaded.skipped_message()}; fix those rows, so that every caption is judged")
+        if not (loaded.captions or loaded.unlabeled):
             raise RepicError(f"{loaded.path} holds no caption rows; give caption files such as captions.json")
-    pairs, only_a, only_b = pair_rows(loaded_a.captions, loaded_b.captions)
+    rows_a, rows_b = loaded_a.captions + loaded_a.unlabeled, loaded_b.captions + loaded_b.unlabeled
+    pairs, only_a, only_b = pair_rows(rows_a, rows_b)
     if not pairs:
         raise RepicError(
             f"{file_a} and {file_b} share no (image, question); judge two caption files of the same queries"
         )
-    return pairs, {"malformed_a": len(loaded_a.skipped), "malformed_b": len(loaded_b.skipped),
-                   "only_in_a": only_a, "only_in_b": only_b}
+    if only_a or only_b:
+        raise RepicError(_unmatched_message(file_a, file_b, len(rows_a), len(rows_b), only_a, only_b))
+    return pairs
+
+
+def _unmatched_message(file_a, file_b, count_a: int, count_b: int, only_a: list[CaptionRow],
+                       only_b: list[CaptionRow], shown: int = 3) -> str:
+    """Both row counts and the first rows of each file that have no partner in the other."""
+    def listed(rows: list[CaptionRow]) -> str:
+        named = ", ".join(f"{row.image!r} ({row.question!r})" for row in rows[:shown])
+        return named + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
+
+    parts = [f"{len(rows)} of {name} ({listed(rows)})" for name, rows in (("A", only_a), ("B", only_b)) if rows]
+    return (
+        f"A ({file_a}) has {count_a} caption rows and B ({file_b}) has {count_b}; rows are paired by image and "
+        f"question, and {' and '.join(parts)} have no partner in the other file; judge two caption files of "
+        "the same queries (cut both to the rows they share)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ the judge

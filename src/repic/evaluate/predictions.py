@@ -14,11 +14,16 @@ Two formats are read, told apart by content, not by file name:
 
    - ``task``: ``ict``, ``ict_multi``, ``oct`` or ``vlt``, or the official names (``yes_no_name``,
      ``yes_no_name_multi``, ``yes_no``, ``iou``).
-   - ``concepts``: the tags truly in the image (captions: at least one) or the tag asked about (oct, vlt).
+   - ``concepts``: the tags truly in the image or the tag asked about (oct, vlt).
    - ``prediction``: the model's output text. ``image`` and ``question`` are optional strings.
    - ``solution``: required for ``oct`` (``"yes"`` or ``"no"``) and ``vlt`` (the true box ``[x1, y1, x2,
      y2]`` in pixels, x1 < x2 and y1 < y2); caption rows are scored against ``concepts``.
    - Any further fields (model name, decoding settings, timings) are allowed and left alone.
+
+A caption row whose ``concepts`` is empty carries no truth: ``repic caption`` writes such rows for images
+that came without their concepts (retrieval chose what the prompt showed, which is no truth). They are
+read into ``LoadedPredictions.unlabeled``, not scored (there is nothing to score them against), and can
+still be compared by the LLM judge.
 
 Malformed rows (a row that is not a list of at least 3 items, concepts that are not a list of strings, an
 empty tag ``<>``, a concept listed twice (case and brackets aside), a caption that is not a string, a line that is not JSON, a missing solution) never stop a file half-way:
@@ -61,7 +66,8 @@ class SkippedRow:
 
 @dataclass
 class LoadedPredictions:
-    """The scorable rows of one prediction file, by task, and the malformed rows that were skipped.
+    """The scorable rows of one prediction file, by task, the caption rows without truth (``unlabeled``),
+    and the malformed rows that were skipped.
 
     ``format`` is ``"json"`` (one JSON list) or ``"jsonl"`` (one JSON document per line).
     """
@@ -69,6 +75,7 @@ class LoadedPredictions:
     path: Path
     format: str
     captions: list[CaptionRow] = field(default_factory=list)
+    unlabeled: list[CaptionRow] = field(default_factory=list)  # caption rows without true concepts: not scored
     recognition: list[RecognitionRow] = field(default_factory=list)
     localization: list[LocalizationRow] = field(default_factory=list)
     skipped: list[SkippedRow] = field(default_factory=list)
@@ -182,7 +189,7 @@ def _add_row(loaded: LoadedPredictions, item: Any) -> None:
     if isinstance(item, _BadJsonLine):
         raise _MalformedRow(f"not valid JSON ({item.error.msg} at column {item.error.colno})")
     if isinstance(item, list):
-        loaded.captions.append(_official_row(item))
+        _add_caption(loaded, _official_row(item))
     elif isinstance(item, dict):
         _add_project_row(loaded, item)
     else:
@@ -195,7 +202,7 @@ def _official_row(row: list[Any]) -> CaptionRow:
     question = row[3] if len(row) > 3 and isinstance(row[3], str) else ""
     return CaptionRow(
         image=str(row[0]),
-        concepts=_concepts(row[1], required=True),
+        concepts=_concepts(row[1]),
         caption=_text(row[2], "caption"),
         question=question,
     )
@@ -210,14 +217,19 @@ def _add_project_row(loaded: LoadedPredictions, row: dict[str, Any]) -> None:
         raise _MalformedRow(str(exc)) from None
     image = _text(row.get("image", ""), "image")
     prediction = _text(row.get("prediction"), "prediction")
-    concepts = _concepts(row.get("concepts"), required=task in _CAPTION_TASKS)
+    concepts = _concepts(row.get("concepts"))
     if task in _CAPTION_TASKS:
         question = _text(row.get("question", ""), "question")
-        loaded.captions.append(CaptionRow(image, concepts, prediction, question))
+        _add_caption(loaded, CaptionRow(image, concepts, prediction, question))
     elif task == "oct":
         loaded.recognition.append(RecognitionRow(image, concepts, prediction, _yes_no(row.get("solution"))))
     else:
         loaded.localization.append(LocalizationRow(image, concepts, prediction, _box(row.get("solution"))))
+
+
+def _add_caption(loaded: LoadedPredictions, row: CaptionRow) -> None:
+    """A caption row among the scored ones, or among the unlabeled ones when it names no true concept."""
+    (loaded.captions if row.concepts else loaded.unlabeled).append(row)
 
 
 def _text(value: Any, name: str) -> str:
@@ -226,13 +238,11 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
-def _concepts(value: Any, *, required: bool) -> tuple[str, ...]:
+def _concepts(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
         raise _MalformedRow(
             f'concepts must be a list of tags like ["<bo>", "<kim>"], found {_preview(value)}'
         )
-    if required and not value:
-        raise _MalformedRow("concepts is empty; a caption row needs the tags of the concepts in its image")
     for tag in value:
         if not strip_tag(tag.strip()).strip():
             raise _MalformedRow(f"concepts has an empty tag {tag!r}; name each concept, e.g. '<bo>'")

@@ -10,10 +10,15 @@ its ``adapter_config.json`` or ``base=``). ``Captioner(model, processor, ...)`` 
   ``This is the query image. <question>``). OCT and VLT rows are asked exactly as RePIC trains them (every
   image, then the problem and its answer instruction), so recognition and localization are measured in
   the form the policy learned.
-- **Modes** for caption queries. *Skip-retrieval* shows the concepts the query comes with: the references
-  an evaluation row fixes, else each given concept's first reference image from the database.
-  *Retrieval* shows the top-K concepts a ``Retriever`` picks for the query image (the concepts named in
-  the question always among them). ``"auto"`` skips retrieval exactly when the query has concepts.
+- **Modes** for caption queries. ``"given"`` (the paper's *skip-retrieval*; ``"skip"`` is its older name)
+  shows the concepts the query comes with: the references an evaluation row fixes, else each given
+  concept's first reference image from the database. ``"retrieve"`` shows the top-K concepts a
+  ``Retriever`` picks for the query image (the concepts named in the question always among them).
+  ``"auto"`` skips retrieval exactly when the query has concepts.
+- **Truth** is only what the query's source says is in the image (an evaluation row, ``--concepts``). A
+  photo captioned with retrieved concepts has none: its rows record ``"concepts": []`` (the retrieved
+  ones are in ``prompt_concepts`` and ``retrieved``), so ``repic eval`` cannot score retrieval against
+  itself.
 - **Robustness**: a query whose image (or fixed reference image) is missing, does not decode or has a
   shape the processor refuses, or whose question holds a control token of the chat format
   (``repic.inference.inputs``), is skipped with its reason and counted; the run goes on. A database whose reference images are missing
@@ -53,7 +58,8 @@ if TYPE_CHECKING:  # retrieval pulls in FAISS, which captioning with given conce
     from ..concepts.retrieve import RetrievedConcept, Retriever
     from ..models.load import LoadedPolicy
 
-MODES: tuple[str, ...] = ("auto", "skip", "retrieve")
+MODES: tuple[str, ...] = ("auto", "given", "retrieve")
+MODE_ALIASES = {"skip": "given"}  # the older name of "given", still accepted
 OFFICIAL_MAX_PIXELS = 1024 * 28 * 28
 CAPTIONS_JSON, CAPTIONS_JSONL, ANSWERS_JSONL, SUMMARY_JSON = (
     "captions.json", "captions.jsonl", "answers.jsonl", "summary.json"
@@ -110,6 +116,29 @@ def load_for_captioning(
     return policy
 
 
+def trained_box_style(model: str | os.PathLike) -> str | None:
+    """The box answer style a model was trained with (``repic.prompts.BOX_STYLES``), or ``None`` if unknown.
+
+    Read from the ``repic_run.json`` that training writes into ``final/``, else (a model trained before the
+    style was recorded there) from the run's ``config.yaml`` beside ``final/``. A model asked for boxes in
+    another style than it learned answers in its own, which the other style's parser does not read.
+    """
+    import json
+
+    import yaml
+
+    folder = Path(resolve_model_name(str(model))).expanduser()
+    try:
+        record = json.loads((folder / "repic_run.json").read_text(encoding="utf-8"))
+        style = record.get("box_style") if isinstance(record, dict) else None
+        if style is None and (folder.parent / "config.yaml").is_file():
+            config = yaml.safe_load((folder.parent / "config.yaml").read_text(encoding="utf-8"))
+            style = ((config or {}).get("data") or {}).get("box_style")
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return style if style in BOX_STYLES else None
+
+
 def _load_adapter(folder: Path, base, options: dict[str, Any]) -> LoadedPolicy:
     from ..models.merge import load_with_adapter, read_adapter_config
 
@@ -152,8 +181,12 @@ class AnsweredQuery:
 
     @property
     def concepts(self) -> list[str]:
-        """The true concepts when the query says, else the ones the prompt showed."""
-        return self.query.concepts or self.prompt_concepts
+        """The concepts truly in the image, as the query's source says; empty when it says nothing.
+
+        Never the concepts the prompt showed: retrieval's choice recorded as the truth would let
+        ``repic eval`` score retrieval against itself (those are in ``prompt_concepts``).
+        """
+        return list(self.query.concepts)
 
     @property
     def task(self) -> str:
@@ -234,6 +267,14 @@ class UnusableQuery(RepicError):
         self.part = part
 
 
+def caption_mode(mode: str) -> str:
+    """The captioning mode ``mode`` names (``MODES``, or an older name in ``MODE_ALIASES``); else ``RepicError``."""
+    mode = MODE_ALIASES.get(mode, mode)
+    if mode not in MODES:
+        raise RepicError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    return mode
+
+
 # ------------------------------------------------------------------------------------------ the captioner
 class Captioner:
     """Answers queries with a loaded policy, retrieving concepts when a query comes without them."""
@@ -263,8 +304,7 @@ class Captioner:
         self, queries: Sequence[Query], *, mode: str = "auto", on_batch: Callable[[BatchDone], None] | None = None
     ) -> CaptionRun:
         """Answer every usable query; unusable ones are listed in ``CaptionRun.skipped`` with the reason."""
-        if mode not in MODES:
-            raise RepicError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        mode = caption_mode(mode)
         run = CaptionRun()
         prepared: list[PreparedQuery] = []
         for query in queries:
@@ -341,7 +381,7 @@ class Captioner:
             return list(query.references)
         if not query.concepts:
             raise RepicError(
-                f"{query.where}: skip-retrieval needs the query's concepts (--concepts or an evaluation file); "
+                f"{query.where}: mode 'given' needs the query's concepts (--concepts or an evaluation file); "
                 "or let retrieval choose them (--mode retrieve)"
             )
         return [(tag, self._concept(tag, query).images[0]) for tag in query.concepts]
@@ -365,6 +405,8 @@ class Captioner:
 def _open(path: Path, what: str, hint: str = "") -> Image.Image:
     """The image at ``path`` decoded to RGB, or ``UnusableQuery`` saying why not."""
     part = "query" if what == "query image" else "reference"
+    if "\x00" in str(path):  # no file name holds one; the OS calls would fail with "embedded null byte"
+        raise UnusableQuery(f"{what} path {str(path)!r} holds a NUL character; fix the path", part)
     try:
         with Image.open(path) as image:
             decoded = image.convert("RGB")

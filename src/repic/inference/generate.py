@@ -137,8 +137,13 @@ def generate_batched(
     settings: GenerationSettings = GenerationSettings(),
     *,
     on_batch: Callable[[BatchDone], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[Generated]:
-    """Answers to ``prompts`` in their order, generated ``settings.batch_size`` at a time (see the module)."""
+    """Answers to ``prompts`` in their order, generated ``settings.batch_size`` at a time (see the module).
+
+    ``should_stop``, checked after every generated token, ends generation early when it turns true (a
+    server whose every waiting client gave up): the answers then are what was generated so far.
+    """
     import torch
 
     if not prompts:
@@ -163,7 +168,8 @@ def generate_batched(
             filled += [batch[i % len(batch)] for i in range(settings.batch_size - len(batch))]
         started = time.perf_counter()
         outputs = _generate(model, processor, [texts[i] for i in filled],
-                            [image for i in filled for image in prompts[i].images], settings, cache, device)
+                            [image for i in filled for image in prompts[i].images], settings, cache, device,
+                            should_stop)
         tokens = 0
         for position, ids in zip(batch, outputs, strict=False):
             answers[position] = decode_answer(ids, tokenizer, stop_ids)
@@ -174,9 +180,13 @@ def generate_batched(
     return [answer for answer in answers if answer is not None]
 
 
-def _generate(model, processor, texts, images, settings: GenerationSettings, cache: str, device) -> list[list[int]]:
+def _generate(
+    model, processor, texts, images, settings: GenerationSettings, cache: str, device,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[list[int]]:
     """The new token ids of each row of one batch."""
     import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     # A batch of text-only prompts has no images: the processor wants None then, not an empty list.
     inputs = processor(text=texts, images=images or None, padding=True, padding_side="left", return_tensors="pt")
@@ -196,6 +206,13 @@ def _generate(model, processor, texts, images, settings: GenerationSettings, cac
         options.update(temperature=None, top_p=None, top_k=None)
     if cache == "static":
         options["cache_implementation"] = "static"
+    if should_stop is not None:
+
+        class _Abandoned(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), bool(should_stop()), dtype=torch.bool, device=input_ids.device)
+
+        options["stopping_criteria"] = StoppingCriteriaList([_Abandoned()])
     with torch.inference_mode():
         output = model.generate(**inputs, **options)
     return output[:, inputs["input_ids"].shape[1] :].tolist()

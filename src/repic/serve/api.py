@@ -26,27 +26,42 @@ What it chose and why:
 - **Routes are plain functions**, run by FastAPI in its thread pool: they wait on the batching queue's
   futures while the event loop keeps accepting requests, which is what lets concurrent requests meet in
   one batch.
+- **The door** (``repic.serve.guard``) runs before any route: foreign ``Origin`` on a state-changing
+  request (403 unless ``cors_origins`` allows it, with a CORS policy for those), requests in progress
+  (503 + ``Retry-After`` beyond ``max_pending``), body size (413 beyond ``max_body_bytes``, unread), an
+  access log line per request.
 - Uploads are read up to the byte limit plus one byte, so an oversized upload is refused without
-  holding it in memory.
+  holding it in memory; an upload's image count is checked before any is decoded.
+- **No server paths leave the server**: error messages name the database, the model and the roots by
+  what they are, not where they are; ``/healthz`` gives names only.
+- **Docs work offline**: ``/docs`` loads Swagger UI from the ``swagger-ui-bundle`` package, not a CDN.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from PIL import Image
 from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RepicError
 from ..inference.generate import Generated
+from ..inference.inputs import check_number
 from ..records import Concept
 from .chat import chat_completion, chat_prompt, personalized_request, prompt_tokens
+from .guard import RequestGuard
 from .service import CaptionService
 from .uploads import ServiceError, decode_image, read_path_image
 
@@ -72,15 +87,40 @@ class ChatRequest(BaseModel):
     repic: Any = None  # personalized captions over the concept database (see ``repic.serve.chat``)
 
 
-def error_response(status: int, message: str) -> JSONResponse:
+def error_response(status: int, message: str, *, retry_after: int | None = None) -> JSONResponse:
     kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
+                        headers=headers)
 
 
-def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class HttpLimits:
+    """What the HTTP door allows: body bytes, requests in progress, foreign origins that may write."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_pending: int = 64
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1 or self.max_pending < 1:
+            raise RepicError(f"invalid HTTP limits: the body limit ({self.max_body_bytes}) and the requests in "
+                             f"progress ({self.max_pending}) must be positive")
+        for origin in self.cors_origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise RepicError(f"--cors-origin {origin!r} is not an origin; give scheme and host, e.g. "
+                                 "https://example.org or http://localhost:3000")
+
+
+def create_app(service: CaptionService, *, api_key: str | None = None, http: HttpLimits | None = None) -> FastAPI:
     """The FastAPI app over ``service``; with ``api_key``, every ``/v1`` route requires it."""
-    app = FastAPI(title="repic", version="1", summary="Personalized image captioning (RePIC) over HTTP.")
+    http = http or HttpLimits()
+    app = FastAPI(title="repic", version="1", summary="Personalized image captioning (RePIC) over HTTP.",
+                  docs_url=None, redoc_url=None)
     limits = service.settings.images
+    hide = _path_hider(service)
+    _offline_docs(app)
 
     def check_key(authorization: Annotated[str | None, Header()] = None,
                   x_api_key: Annotated[str | None, Header()] = None) -> None:
@@ -96,11 +136,11 @@ def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAP
 
     @app.exception_handler(ServiceError)
     def _service_error(request: Request, exc: ServiceError):
-        return error_response(exc.status, str(exc))
+        return error_response(exc.status, hide(str(exc)), retry_after=exc.retry_after)
 
     @app.exception_handler(RepicError)
     def _repic_error(request: Request, exc: RepicError):
-        return error_response(400, str(exc))
+        return error_response(400, hide(str(exc)))
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(request: Request, exc: RequestValidationError):
@@ -119,6 +159,12 @@ def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAP
     def _unexpected(request: Request, exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal error ({type(exc).__name__}); the server's log has the details")
+
+    def uploads(images: list[UploadFile]) -> list:
+        most = service.settings.max_images_per_request
+        if len(images) > most:
+            raise ServiceError(400, f"{len(images)} images were uploaded, more than the limit of {most}; send fewer")
+        return [_read_upload(upload, limits, f"image {n}") for n, upload in enumerate(images, start=1)]
 
     def query_image(image: UploadFile | None, path: str | None):
         if (image is None) == (path is None):
@@ -146,26 +192,38 @@ def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAP
 
     @app.get("/v1/concepts/{tag}/images/{number}", dependencies=keyed)
     def concept_image(tag: str, number: int):
-        images = service.store.get(tag).images
-        if not 1 <= number <= len(images):
-            raise ServiceError(404, f"{tag} has {len(images)} reference image(s); ask for 1 to {len(images)}")
-        return FileResponse(images[number - 1])
+        allowed = [service.settings.allowed_root] if service.settings.allowed_root else []
+        path, kind = service.store.reference_image(tag, number, allowed)
+        return FileResponse(path, media_type=Image.MIME.get(kind, "application/octet-stream"),
+                            headers={"X-Content-Type-Options": "nosniff"})
 
     @app.post("/v1/concepts", dependencies=keyed, status_code=201)
     def create_concept(
         tag: Annotated[str, Form()], category: Annotated[str, Form()], images: Annotated[list[UploadFile], File()],
         info: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
     ) -> dict[str, Any]:
-        decoded = [_read_upload(upload, limits, f"image {n}") for n, upload in enumerate(images, start=1)]
-        return concept_json(service.store.add(tag, category=category, images=decoded, name=name, info=info))
+        return concept_json(service.store.add(tag, category=category, images=uploads(images), name=name, info=info))
 
     @app.patch("/v1/concepts/{tag}", dependencies=keyed)
-    def update_concept(
-        tag: str, name: Annotated[str | None, Form()] = None, category: Annotated[str | None, Form()] = None,
-        info: Annotated[str | None, Form()] = None, images: Annotated[list[UploadFile] | None, File()] = None,
-    ) -> dict[str, Any]:
-        decoded = None if not images else [_read_upload(u, limits, f"image {n}") for n, u in enumerate(images, 1)]
-        return concept_json(service.store.update(tag, name=name, category=category, info=info, images=decoded))
+    async def update_concept(tag: str, request: Request) -> dict[str, Any]:
+        # The form is read as sent: FastAPI's Form() turns an empty field into "not given", and an empty
+        # name must be refused, not ignored.
+        form = await request.form()
+        unknown = sorted(set(form) - {"name", "category", "info", "images"})
+        if unknown:
+            raise ServiceError(400, f"unknown fields {unknown}; a concept has name, category, info and images")
+        fields = {}
+        for field in ("name", "category", "info"):
+            value = form.get(field)
+            if value is not None and not isinstance(value, str):
+                raise ServiceError(400, f"'{field}' must be a text field, not a file")
+            fields[field] = value
+        files = form.getlist("images")
+        if any(isinstance(item, str) for item in files):
+            raise ServiceError(400, "'images' must be file uploads")
+        decoded = await run_in_threadpool(uploads, files) if files else None
+        updated = await run_in_threadpool(service.store.update, tag, images=decoded, **fields)
+        return concept_json(updated)
 
     @app.delete("/v1/concepts/{tag}", dependencies=keyed)
     def delete_concept(tag: str) -> dict[str, Any]:
@@ -179,9 +237,13 @@ def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAP
         max_new_tokens: Annotated[int | None, Form()] = None, sample: Annotated[bool, Form()] = False,
         temperature: Annotated[float, Form()] = 1.0, seed: Annotated[int, Form()] = 0,
     ) -> dict[str, Any]:
-        picture = query_image(image, path)
+        service.check_question(question)
         settings = service.generation(max_new_tokens, sample=sample, temperature=temperature, seed=seed)
         tags = [tag for tag in concepts.split(",") if tag.strip()]
+        if len(tags) > service.settings.max_images_per_request:
+            raise ServiceError(400, f"{len(tags)} concepts were given, more than the limit of "
+                                    f"{service.settings.max_images_per_request}; give fewer")
+        picture = query_image(image, path)
         return service.caption(picture, mode=mode, concepts=tags, question=question, top_k=top_k, generation=settings)
 
     @app.post("/v1/recognize", dependencies=keyed)
@@ -200,12 +262,8 @@ def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAP
             raise ServiceError(400, "streaming is not supported by this server; send stream=false")
         if request.n != 1:
             raise ServiceError(400, f"n={request.n} is not supported; ask for one choice (n=1) per request")
-        prompt = chat_prompt(request.messages, limits)
-        temperature = request.temperature or 0.0
-        settings = service.generation(
-            request.max_completion_tokens or request.max_tokens, sample=temperature > 0,
-            temperature=temperature if temperature > 0 else 1.0, top_p=request.top_p or 1.0, seed=request.seed or 0,
-        )
+        settings = service.generation(request.max_completion_tokens or request.max_tokens, **chat_sampling(request))
+        prompt = chat_prompt(request.messages, limits, max_images=service.settings.max_images_per_request)
         if request.repic is not None:
             result = service.caption(**personalized_request(request.repic, prompt), generation=settings)
             generated = Generated(result["caption"], result["new_tokens"], result["finished"])
@@ -216,6 +274,75 @@ def create_app(service: CaptionService, *, api_key: str | None = None) -> FastAP
         return chat_completion(request.model, answer.generated, prompt_tokens(service.policy.processor, prompt))
 
     return app
+
+
+def chat_sampling(request: ChatRequest) -> dict[str, Any]:
+    """OpenAI's sampling fields as generation settings: absent or 0 temperature is greedy; anything else
+    out of range (a negative, NaN or infinite temperature, ``top_p`` 0) is refused, never replaced."""
+    try:
+        temperature = 0.0 if request.temperature is None else check_number(
+            request.temperature, what="temperature", low=0, high=2)
+        top_p = 1.0 if request.top_p is None else check_number(request.top_p, what="top_p", low=0, high=1,
+                                                                low_open=True)
+    except RepicError as exc:
+        raise ServiceError(400, str(exc)) from None
+    return {"sample": temperature > 0, "temperature": temperature if temperature > 0 else 1.0, "top_p": top_p,
+            "seed": 0 if request.seed is None else request.seed}
+
+
+def _path_hider(service: CaptionService) -> Callable[[str], str]:
+    """A function that replaces the server's own folders in a message by what they are."""
+    def named() -> list[tuple[str, str]]:
+        places = [(str(Path(str(service.policy.info.source)).absolute()), "<model>")]
+        places += [(str(root), "<database folder>") for root in service.store.image_roots()]
+        places += [(str(root.resolve()), "<database folder>") for root in service.store.image_roots()]
+        if service.settings.allowed_root is not None:
+            places += [(str(service.settings.allowed_root), "<allowed root>"),
+                       (str(service.settings.allowed_root.resolve()), "<allowed root>")]
+        places += [(tempfile.gettempdir(), "<temp>"), (str(Path.home()), "~")]
+        return sorted({p for p in places if len(p[0]) > 1}, key=lambda pair: len(pair[0]), reverse=True)
+
+    def hide(message: str) -> str:
+        for path, label in named():
+            message = message.replace(path, label)
+        return message
+
+    return hide
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` from the Swagger UI files of the ``swagger-ui-bundle`` package (no CDN), when installed."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the docs page then says how to get it; the API itself is unaffected
+        swagger_ui_path = None
+    if swagger_ui_path is not None:
+        app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        if swagger_ui_path is None:
+            return error_response(404, "the interactive docs need swagger-ui-bundle: pip install 'repic[serve]'; "
+                                       "the schema is at /openapi.json")
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="repic API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
+def guarded(app: FastAPI, service: CaptionService, http: HttpLimits):
+    """``app`` behind the HTTP door (``repic.serve.guard``) and, for allowed foreign origins, a CORS policy."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    inner = app
+    if http.cors_origins:
+        inner = CORSMiddleware(app, allow_origins=list(http.cors_origins), allow_methods=["*"],
+                               allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    return RequestGuard(inner, max_body_bytes=http.max_body_bytes, max_pending=http.max_pending,
+                        allowed_origins=http.cors_origins, retry_after=service.batcher.retry_after)
 
 
 def _read_upload(upload: UploadFile, limits, what: str = "image"):

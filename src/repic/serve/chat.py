@@ -30,8 +30,17 @@ from .uploads import DEFAULT_LIMITS, ImageLimits, ServiceError, decode_data_url
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
-def chat_prompt(messages: list[Any], limits: ImageLimits = DEFAULT_LIMITS) -> PromptInput:
-    """The prompt of an OpenAI ``messages`` list; 400 naming the message that is malformed."""
+def chat_prompt(messages: list[Any], limits: ImageLimits = DEFAULT_LIMITS, *, max_images: int = 8) -> PromptInput:
+    """The prompt of an OpenAI ``messages`` list; 400 naming the message that is malformed.
+
+    Image parts beyond ``max_images`` are refused before they are decoded (each may be megapixels).
+    """
+    if isinstance(messages, list):
+        count = sum(1 for message in messages if isinstance(message, dict) and isinstance(message.get("content"), list)
+                    for part in message["content"] if isinstance(part, dict) and part.get("type") == "image_url")
+        if count > max_images:
+            raise ServiceError(400, f"the messages hold {count} images, more than the limit of {max_images}; "
+                                    "send fewer")
     if not isinstance(messages, list) or not messages:
         raise ServiceError(400, "messages must be a non-empty list of {'role': ..., 'content': ...} objects")
     converted, images = [], []
@@ -78,14 +87,15 @@ def personalized_request(options: Any, prompt: PromptInput) -> dict[str, Any]:
     unknown = set(options) - {"mode", "concepts", "top_k"}
     if unknown:
         raise ServiceError(400, f"'repic' has unknown keys {sorted(unknown)}; use mode, concepts, top_k")
-    if not prompt.images:
-        raise ServiceError(400, "a personalized caption needs the query image: add an image_url part")
     concepts = options.get("concepts", [])
     if isinstance(concepts, str):
         concepts = concepts.split(",")
     top_k = options.get("top_k", 2)
-    if not isinstance(concepts, list) or not all(isinstance(tag, str) for tag in concepts) or not isinstance(top_k, int):
+    if (not isinstance(concepts, list) or not all(isinstance(tag, str) for tag in concepts)
+            or isinstance(top_k, bool) or not isinstance(top_k, int)):
         raise ServiceError(400, "'repic.concepts' must be a list of tags like [\"<bo>\"] and 'repic.top_k' a number")
+    if not prompt.images:
+        raise ServiceError(400, "a personalized caption needs the query image: add an image_url part")
     users = [m for m in prompt.messages if m["role"] == "user"]
     question = " ".join(part["text"] for part in users[-1]["content"] if part["type"] == "text").strip()
     return {"image": prompt.images[-1], "mode": options.get("mode", "given" if concepts else "retrieve"),

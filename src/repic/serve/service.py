@@ -17,16 +17,21 @@ chose and why:
 - **Names found** in a caption are read with the strict scorer's matcher (``repic.evaluate``) over every
   concept of the database, display names included.
 - **VLT boxes** are answered in the pixels the model saw and returned in the pixels of the uploaded image.
-- The model can be swapped at run time (``load_model``: the app's model picker); a batch already running
-  finishes on the model it started with.
+- **Every request is checked before it joins a batch** (``check_prompt``: question length, control
+  tokens, image count and shape), so one bad request cannot fail the others' batch; the batching queue
+  is bounded (503 with ``Retry-After`` beyond ``max_queue``), and a request that times out abandons its
+  work (``Ticket.abandon``).
+- **The box style travels with the model**: VLT asks in the style its training recorded
+  (``trained_box_style``), so a model trained on list answers is asked for a list.
+- Uploaded images stay in memory: the captioner takes them as they are.
+- The model can be swapped at run time (``load_model``: the app's model picker, when enabled); a batch
+  already running finishes on the model it started with.
 """
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,13 +40,14 @@ from typing import Any
 from PIL import Image
 
 from ..errors import RepicError
-from ..inference.caption import Captioner, load_for_captioning
+from ..inference.caption import Captioner, UnusableQuery, load_for_captioning, trained_box_style
 from ..inference.generate import Generated, GenerationSettings, PromptInput, generate_batched
+from ..inference.inputs import check_image, check_text, special_tokens
 from ..inference.queries import Query
 from ..prompts import OCT_QUESTIONS, VLT_QUESTIONS, eval_question, oct_problem, vlt_problem
 from ..records import concept_tag
 from ..rewards.output import first_yes_no, parse_box
-from .batcher import BatchQueue
+from .batcher import BatchQueue, QueueFull
 from .store import ConceptStore
 from .uploads import ImageLimits, ServiceError
 
@@ -60,6 +66,9 @@ class ServiceSettings:
     device: str = "auto"
     images: ImageLimits = field(default_factory=ImageLimits)
     allowed_root: Path | None = None
+    max_question_chars: int = 2_000  # a question or a chat message's text; the prompt layouts need far less
+    max_images_per_request: int = 8  # images of a chat request, reference images of a concept upload
+    max_queue: int = 64  # prompts waiting for a batch; more are answered 503 with Retry-After
 
     def __post_init__(self) -> None:
         problems = [
@@ -70,6 +79,11 @@ class ServiceSettings:
                  f"max new tokens must be between 1 and {self.max_new_tokens_limit}", self.max_new_tokens),
                 (self.images.max_bytes < 1, "the upload limit must be positive", self.images.max_bytes),
                 (self.images.max_pixels < 1, "the pixel limit must be positive", self.images.max_pixels),
+                (self.max_question_chars < 1, "the question limit must be positive", self.max_question_chars),
+                (self.max_images_per_request < 1, "the image count limit must be positive",
+                 self.max_images_per_request),
+                (self.max_queue < 1, "the queue must hold at least one request", self.max_queue),
+                (self.request_timeout_s <= 0, "the request timeout must be positive", self.request_timeout_s),
             ] if failed
         ]
         if problems:
@@ -94,12 +108,12 @@ class CaptionService:
         self.settings = settings or ServiceSettings()
         self.store = ConceptStore(database, embedder=embedder, image_root=image_root)
         self._lock = threading.Lock()
-        self._scratch = tempfile.TemporaryDirectory(prefix="repic-serve-")
         self.policy = None
+        self.box_style = "json"
         self.load_model(model, base=base)
         self.batcher = BatchQueue(
             self._run_batch, max_batch_size=self.settings.max_batch_size,
-            max_wait_s=self.settings.max_wait_ms / 1000,
+            max_wait_s=self.settings.max_wait_ms / 1000, max_queue=self.settings.max_queue,
         )
 
     # ------------------------------------------------------------------------------------------ model
@@ -108,20 +122,25 @@ class CaptionService:
         policy = load_for_captioning(model, base=base, device=self.settings.device)
         with self._lock:
             self.policy = policy
+            self.box_style = trained_box_style(model) or "json"
+            self._reserved = special_tokens(policy.processor)
         return self.model_info()
 
     def model_info(self) -> dict[str, Any]:
+        """The served model: its source, how it was loaded, the box style it answers in."""
         info = self.policy.info
-        return {"source": str(info.source), "mode": info.mode}
+        return {"source": str(info.source), "mode": info.mode, "box_style": self.box_style}
 
-    def _run_batch(self, prompts: list[PromptInput], settings: GenerationSettings) -> list[Generated]:
+    def _run_batch(
+        self, prompts: list[PromptInput], settings: GenerationSettings, should_stop=None
+    ) -> list[Generated]:
         with self._lock:
             policy = self.policy
-        return generate_batched(policy.model, policy.processor, prompts, replace(settings, batch_size=len(prompts)))
+        return generate_batched(policy.model, policy.processor, prompts, replace(settings, batch_size=len(prompts)),
+                                should_stop=should_stop)
 
     def close(self) -> None:
         self.batcher.close()
-        self._scratch.cleanup()
 
     # ------------------------------------------------------------------------------------------ settings
     def generation(
@@ -140,15 +159,50 @@ class CaptionService:
             raise ServiceError(400, str(exc)) from None
 
     # ------------------------------------------------------------------------------------------ answering
-    def generate(self, prompt: PromptInput, settings: GenerationSettings) -> Answer:
-        """Queue one prompt and wait for its answer (503 when the queue takes longer than the timeout)."""
-        started = time.perf_counter()
-        future = self.batcher.submit(prompt, settings)
+    def check_question(self, text: str | None, what: str = "the question") -> str | None:
+        """``text`` if it may go into a prompt (length, control characters and tokens); 400 otherwise."""
+        if text is None:
+            return None
         try:
-            generated = future.result(timeout=self.settings.request_timeout_s)
+            return check_text(text, what=what, max_chars=self.settings.max_question_chars, reserved=self._reserved)
+        except RepicError as exc:
+            raise ServiceError(400, str(exc)) from None
+
+    def check_prompt(self, prompt: PromptInput) -> PromptInput:
+        """``prompt`` if it can share a batch: every text part and image checked, the image count bounded; 400 otherwise."""
+        limit = self.settings.max_images_per_request
+        if len(prompt.images) > limit:
+            raise ServiceError(400, f"the request has {len(prompt.images)} images, more than the limit of {limit}; "
+                                    "send fewer (or start the server with a larger --max-images)")
+        for number, message in enumerate(prompt.messages):
+            for part in message["content"]:
+                if part.get("type") == "text":
+                    self.check_question(part["text"], f"the text of messages[{number}]")
+        for number, image in enumerate(prompt.images, start=1):
+            try:
+                check_image(image, what=f"image {number}")
+            except RepicError as exc:
+                raise ServiceError(400, str(exc)) from None
+        return prompt
+
+    def generate(self, prompt: PromptInput, settings: GenerationSettings) -> Answer:
+        """Check one prompt, queue it and wait for its answer.
+
+        503 with ``Retry-After`` when the queue is full or the answer takes longer than the timeout; a
+        request that times out abandons its prompt, so no generation runs on for nobody.
+        """
+        self.check_prompt(prompt)
+        started = time.perf_counter()
+        try:
+            ticket = self.batcher.submit(prompt, settings)
+        except QueueFull as exc:
+            raise ServiceError(503, f"the server is busy: {exc}", retry_after=self.batcher.retry_after()) from None
+        try:
+            generated = ticket.future.result(timeout=self.settings.request_timeout_s)
         except FutureTimeout:
-            future.cancel()
-            raise ServiceError(503, "the server is too busy to answer in time; retry later") from None
+            ticket.abandon()
+            raise ServiceError(503, f"no answer within {self.settings.request_timeout_s:g} s; the server is busy, "
+                                    "retry later", retry_after=self.batcher.retry_after()) from None
         return Answer(generated, time.perf_counter() - started)
 
     def caption(
@@ -163,6 +217,7 @@ class CaptionService:
             raise ServiceError(400, "mode 'given' needs the concepts to show: pass concepts, e.g. 'bo,kim'")
         if top_k < 1:
             raise ServiceError(400, f"top_k must be at least 1 (got {top_k})")
+        self.check_question(question)
         for tag in tags:
             self.store.get(tag)
         started = time.perf_counter()
@@ -213,28 +268,26 @@ class CaptionService:
                 "raw": answer.generated.text, "timings": _timings(0.0, answer.queued_seconds, started)}
 
     def _prepare(self, query: Query, image: Image.Image, mode: str, retriever=None):
-        """The captioner's prompt for ``query`` with ``image`` as its query image (through a temporary file).
+        """The captioner's prompt for ``query`` with ``image`` (in memory) as its query image.
 
         Without retrieval the captioner only reads the concepts' fields and images from the current
         snapshot; it is handed the snapshot directly, since checking every reference image of the
         database on each request (what ``Captioner(database=...)`` does) would cost more than the answer.
         A reference image gone missing since is reported for the query that needs it (409).
         """
-        captioner = Captioner(self.policy.model, self.policy.processor, retriever=retriever)
+        captioner = Captioner(self.policy.model, self.policy.processor, retriever=retriever, box_style=self.box_style)
         if retriever is None:
             captioner.database = self.store.database()
-        # One scratch folder for the service and an uncompressed PNG: a folder per request and a
-        # compressed file cost several milliseconds each, more than the rest of the preparation.
-        path = Path(self._scratch.name) / f"{uuid.uuid4().hex}.png"
-        image.save(path, format="PNG", compress_level=0)
         try:
-            return captioner.prepare(replace(query, image=path), mode)
+            return captioner.prepare(query, mode, image=image)
+        except UnusableQuery as exc:
+            if exc.part == "reference":
+                raise ServiceError(409, f"{exc}; fix the concept database (`repic db validate`)") from None
+            raise ServiceError(400, str(exc)) from None
+        except ServiceError:
+            raise
         except RepicError as exc:
             raise ServiceError(400, str(exc)) from None
-        except Exception as exc:  # the captioner's own "unusable image" (a reference image gone missing)
-            raise ServiceError(409, f"{exc}; fix the concept database (`repic db validate`)") from None
-        finally:
-            path.unlink(missing_ok=True)
 
     def _image_box(self, box, image: Image.Image) -> list[int]:
         """A box in the model's pixels scaled to ``image``'s pixels and clipped to it."""
@@ -260,9 +313,13 @@ class CaptionService:
         return new_width, new_height
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "model": self.model_info(), "database": str(self.store.path),
+        """Status for a load balancer and a reader: names only, no server paths."""
+        source = str(self.policy.info.source)
+        model = Path(source).name if Path(source).is_absolute() else source
+        return {"status": "ok", "model": {**self.model_info(), "source": model}, "database": self.store.path.name,
                 "concepts": len(self.store.database()), "batching": {
                     "max_batch_size": self.settings.max_batch_size, "max_wait_ms": self.settings.max_wait_ms,
+                    "max_queue": self.settings.max_queue, "waiting": self.batcher.waiting,
                     **self.batcher.stats.to_json()}}
 
 

@@ -13,8 +13,11 @@ read-modify-write of the file under a file lock. What it chose and why:
   at the first retrieval after an edit (``open_index`` holds the index's own lock) and reused
   otherwise; a burst of edits costs one rebuild.
 - **Uploaded reference images** are written into a temporary folder and copied by
-  ``ConceptDatabase.add`` into the database's ``images/<tag>/``, so the database owns its files. Removing
-  a concept deletes the copies it owned (``discard_images``) after the file is saved.
+  ``ConceptDatabase.add`` into the database's ``images/<tag>/``, which records them as its copies.
+  Removing a concept deletes those copies only (``discard_images(owned_only=True)``), never a file the
+  database merely points at.
+- **Reference images are served** (``reference_image``) only when they are images inside a folder the
+  server owns or was told to allow: a database can name any path (an imported one ``/etc/passwd``).
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from typing import TypeVar
 
 from PIL import Image
 
-from ..concepts.database import ConceptDatabase, edit_database, load_database
+from ..atomic import write_target
+from ..concepts.database import ConceptDatabase, edit_database, image_problem, load_database
 from ..concepts.embed import BUILTIN_EMBEDDER, Embedder, load_embedder
 from ..errors import RepicError
-from ..records import Concept, concept_tag, strip_tag
-from .uploads import ServiceError
+from ..inference.inputs import check_text
+from ..records import Concept, checked_tag, concept_tag, strip_tag
+from .uploads import ALLOWED_FORMATS, ServiceError, inside_roots
 
 T = TypeVar("T")
 
@@ -83,6 +88,35 @@ class ConceptStore:
                 raise ServiceError(404, str(exc)) from None
         return database.get(tag)
 
+    def image_roots(self) -> list[Path]:
+        """The folders the database's own images live in: its file's folder and the image root, if any."""
+        roots = [write_target(self.path).parent]
+        if self.image_root is not None:
+            roots.append(Path(self.image_root).absolute())
+        return roots
+
+    def reference_image(self, tag: str, number: int, allowed: Sequence[Path] = ()) -> tuple[Path, str]:
+        """The file and format of ``tag``'s reference image ``number`` (1 = the first), if it may be served.
+
+        Only an image file inside the database's folders (``image_roots``) or ``allowed`` is: a database
+        may name any path (``/etc/passwd``, ``../../x``, a link out), and the client sees none of them.
+        """
+        concept = self.get(tag)
+        images = concept.images
+        if not 1 <= number <= len(images):
+            raise ServiceError(404, f"{concept.tag} has {len(images)} reference image(s); ask for 1 to {len(images)}")
+        refusal = f"reference image {number} of {concept.tag} is not served"
+        resolved = inside_roots(images[number - 1], [*self.image_roots(), *allowed])
+        if resolved is None:
+            raise ServiceError(403, f"{refusal}: it is outside the folders this server serves images from")
+        if image_problem(resolved) is not None:
+            raise ServiceError(404, f"{refusal}: it is missing or not an image; `repic db validate` lists such files")
+        with Image.open(resolved) as image:
+            kind = image.format
+        if kind not in ALLOWED_FORMATS:
+            raise ServiceError(404, f"{refusal}: it is a {kind} file, not one of the image formats served")
+        return resolved, kind
+
     def index(self):
         """The retrieval index of the current database (rebuilt after edits)."""
         from ..concepts.index import open_index
@@ -111,10 +145,15 @@ class ConceptStore:
         return Retriever(database, index, self._embedder, k=max(1, min(k, len(database))))
 
     # ------------------------------------------------------------------------------------------ editing
-    def _modify(self, edit: Callable[[ConceptDatabase], T]) -> T:
+    def _modify(self, edit: Callable[[ConceptDatabase], T], *, dropped: Callable[[], list[Concept]] = list) -> T:
+        """Run ``edit`` on the file under its lock and save; then delete the image copies of the concepts
+        ``dropped()`` names that this database made itself, in the same lock (after the save, so a failed
+        save loses no image, and before the next edit forgets which files were its copies)."""
         with edit_database(self.path, self.image_root) as database:
             result = edit(database)
             database.save()
+            for concept in dropped():
+                database.discard_images(concept, owned_only=True)
         with self._memory_lock:
             self._snapshot = None
         return result
@@ -122,6 +161,7 @@ class ConceptStore:
     def add(self, tag: str, *, category: str, images: Sequence[Image.Image], name: str = "", info: str = "") -> Concept:
         """Add a concept with uploaded reference images; 409 when the tag is taken, 400 for empty fields."""
         tag = _checked_new_tag(tag)
+        _check_fields(name=name, category=category, info=info)
         if not images:
             raise ServiceError(400, f"concept {tag} needs at least one reference image; upload one")
         if not category.strip():
@@ -148,6 +188,9 @@ class ConceptStore:
             raise ServiceError(400, f"the name of {concept_tag(tag)} cannot be empty; give one")
         if images is not None and not images:
             raise ServiceError(400, "an update with images needs at least one; upload one or leave images out")
+        if name is None and category is None and info is None and images is None:
+            raise ServiceError(400, f"nothing to change for {concept_tag(tag)}: send name, category, info or images")
+        _check_fields(name=name, category=category, info=info)
         old: list[Concept] = []
 
         def edit(database: ConceptDatabase) -> Concept:
@@ -166,20 +209,17 @@ class ConceptStore:
                 files = _write_uploads(Path(folder), strip_tag(current.tag), images)
                 return database.add(replace(changed, images=files), store="copy")
 
-        updated = self._modify(edit)
-        if old:
-            self._discard(old[0])
-        return updated
+        return self._modify(edit, dropped=lambda: old)
 
     def remove(self, tag: str) -> Concept:
-        """Remove a concept and the image copies it owned; 404 when unknown."""
-        removed = self._modify(lambda database: database.remove(_existing(database, tag).tag))
-        self._discard(removed)
-        return removed
+        """Remove a concept and the image copies the database made of it (never a user's own file); 404 when unknown."""
+        removed: list[Concept] = []
 
-    def _discard(self, concept: Concept) -> None:
-        with edit_database(self.path, self.image_root) as database:
-            database.discard_images(concept)
+        def edit(database: ConceptDatabase) -> Concept:
+            removed.append(database.remove(_existing(database, tag).tag))
+            return removed[0]
+
+        return self._modify(edit, dropped=lambda: removed)
 
 
 def _existing(database: ConceptDatabase, tag: str) -> Concept:
@@ -189,13 +229,24 @@ def _existing(database: ConceptDatabase, tag: str) -> Concept:
         raise ServiceError(404, str(exc)) from None
 
 
+FIELD_LIMITS = {"name": 200, "category": 200, "info": 2_000}  # characters; each goes into every prompt
+
+
+def _check_fields(**fields: str | None) -> None:
+    """400 for a field that is too long or holds what a prompt must not (control characters or tokens)."""
+    for field, value in fields.items():
+        if value is not None:
+            try:
+                check_text(value, what=f"the {field}", max_chars=FIELD_LIMITS[field])
+            except RepicError as exc:
+                raise ServiceError(400, str(exc)) from None
+
+
 def _checked_new_tag(tag: str) -> str:
-    bare = strip_tag(concept_tag(tag.strip())) if tag.strip() else ""
-    if not bare.strip():
-        raise ServiceError(400, "the concept needs a name, e.g. 'bo' (written <bo> in captions)")
-    if "<" in bare or ">" in bare or bare != bare.strip():
-        raise ServiceError(400, f"the name {tag!r} may not hold angle brackets or spaces at its ends; write e.g. 'bo'")
-    return concept_tag(bare)
+    try:
+        return checked_tag(tag)
+    except RepicError as exc:
+        raise ServiceError(400, str(exc)) from None
 
 
 def _write_uploads(folder: Path, stem: str, images: Sequence[Image.Image]) -> list[Path]:

@@ -12,6 +12,7 @@ with the HTTP status and a message that says what to fix. What it chose and why:
   else (``http://...``) is refused: the server fetches no URL.
 - **Server-side paths** are confined to one allowed root: the path is resolved (``..`` and symlinks
   followed) and must stay inside it (403 otherwise); without a root, paths are refused altogether.
+  Messages name the path the client gave, never the server's own folders.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,10 @@ ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "MPO"}
 class ServiceError(RepicError):
     """A request the service refuses: an HTTP status and a message saying what to fix."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds, for a 503: sent as the Retry-After header
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS, *, what: str
         )
     try:
         image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:  # Pillow's own ceiling, checked from the header like ours below
+        raise ServiceError(
+            413, f"the {what} has more pixels than the limit of {limits.max_pixels:,}; send a smaller image"
+        ) from None
     except Exception:  # Pillow reports unknown formats as UnidentifiedImageError, broken ones otherwise
         raise ServiceError(415, f"the {what} does not decode as an image; send a PNG, JPEG or WebP file") from None
     if image.format not in ALLOWED_FORMATS:
@@ -101,14 +106,26 @@ def confined_path(path: str, root: Path | None) -> Path:
             403, "server-side paths are off on this server; upload the image instead "
             "(or start the server with --allowed-root DIR)"
         )
+    if not path or "\x00" in path or len(path) > 4096:
+        raise ServiceError(400, "the path is empty, too long or holds a NUL byte; give a file path relative to the "
+                                "allowed root")
     base = root.resolve()
-    candidate = Path(os.path.expanduser(path))
+    candidate = Path(path)  # no "~": a client names files under the root, not in the server's home
     resolved = (candidate if candidate.is_absolute() else base / candidate).resolve()
     if not resolved.is_relative_to(base):
-        raise ServiceError(403, f"the path {path!r} leads outside the allowed root; give a path inside {base}")
+        raise ServiceError(403, f"the path {path!r} leads outside the allowed root; give a path inside it")
     if not resolved.is_file():
-        raise ServiceError(404, f"no file {path!r} under the allowed root {base}; check the path")
+        raise ServiceError(404, f"no file {path!r} under the allowed root; check the path")
     return resolved
+
+
+def inside_roots(path: Path, roots: list[Path]) -> Path | None:
+    """``path`` resolved (symlinks followed) when it is inside one of ``roots``, else ``None``."""
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError):  # a loop of links, a NUL byte
+        return None
+    return resolved if any(resolved.is_relative_to(root.resolve()) for root in roots) else None
 
 
 def read_path_image(path: str, root: Path | None, limits: ImageLimits = DEFAULT_LIMITS) -> Image.Image:

@@ -1,7 +1,7 @@
 """``repic data synth``: generate the seeded synthetic concept world (``repic.world.synthetic``).
 
-The command parses its options into a ``WorldConfig``, shows a progress bar per rendering stage and prints the
-world's splits. It is merged into ``repic data`` by ``repic.world.cli.register``.
+The command parses its options into a ``WorldConfig``, prints progress lines per rendering stage (``references:
+40/128``, as other commands print theirs, so a log shows them too) and prints the world's splits. It is merged into ``repic data`` by ``repic.world.cli.register``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import time
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from ...cli.console import console, say
 from ...cli.data_cmd import OutOpt, SeedOpt, parse_key_counts
+from ...progress import counted_stages
 from ..synthetic import generate_world
 from ..world_config import WorldConfig
 
@@ -50,16 +50,7 @@ def synth(
         settings["n_heldout_concepts"] = heldout_concepts
     config = WorldConfig.from_dict(settings, where="repic data synth options")
     started = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        bars: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=total)
-            progress.update(bars[stage], completed=done)
-
-        collection = generate_world(out, config, report, overwrite=overwrite)
+    collection = generate_world(out, config, counted_stages(say), overwrite=overwrite)
     elapsed = time.perf_counter() - started
     table = Table(title=Text(str(collection.root)))
     for column in ("split", "concepts", "single", "two", "four", "negative"):

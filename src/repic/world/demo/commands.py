@@ -66,7 +66,7 @@ def equivalent_commands(
                 + sets({**settings.grpo_overrides, **seeded, "grpo.warmup.steps": 0, **extra})
             )
     return commands + [
-        f"repic caption MODEL --eval {eval_dir}/FILE.jsonl --mode skip|retrieve --top-k {settings.top_k} "
+        f"repic caption MODEL --eval {eval_dir}/FILE.jsonl --mode given|retrieve --top-k {settings.top_k} "
         f"--embedder {evaluation.embedder} --max-new-tokens {evaluation.max_new_tokens} "
         f"--box-style {evaluation.box_style} --out DIR"
         "   # per model and evaluation file",

@@ -71,9 +71,9 @@ EVAL_DIR = "eval"
 RESULT_FILE = "model_result.json"
 # Caption evaluations (the report's keys) -> (evaluation file, captioner mode).
 CAPTION_EVALUATIONS: dict[str, tuple[str, str]] = {
-    "single": ("single.jsonl", "skip"),
-    "two": ("two.jsonl", "skip"),
-    "four": ("four.jsonl", "skip"),
+    "single": ("single.jsonl", "given"),
+    "two": ("two.jsonl", "given"),
+    "four": ("four.jsonl", "given"),
     "single_retrieval": ("single.jsonl", "retrieve"),
     "two_retrieval": ("two.jsonl", "retrieve"),
 }
