@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from repic.errors import RepicError
 from repic.inference.generate import Generated, GenerationSettings, PromptInput
 from repic.serve.batcher import BatchQueue, QueueFull
 from repic.serve.defaults import (
@@ -24,8 +25,7 @@ from repic.serve.defaults import (
 )
 from repic.serve.store import ConceptStore
 from repic.serve.uploads import ImageLimits, ServiceError, confined_path, decode_data_url, decode_image
-from repic.errors import RepicError
-from repic.shipped import shipped_base_path, shipped_repic_path
+from repic.shipped import shipped_repic_path
 
 
 def _png(size=(8, 8), colour="red") -> bytes:
