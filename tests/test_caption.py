@@ -353,3 +353,17 @@ def test_large_pixel_budgets_are_capped_at_the_official_one():
     assert grid.tolist() == [[1, 52, 78]] and 52 * 78 // 4 == 1014
     tiny = shipped_policy().processor.image_processor.size
     assert (tiny.shortest_edge, tiny.longest_edge) == (56 * 56, 112 * 112)  # a smaller own budget is kept
+
+
+def test_a_models_trained_box_style_is_read_from_its_run_record(tmp_path):
+    from repic.inference.caption import trained_box_style
+
+    assert trained_box_style("tiny-repic") == "list"  # the shipped RePIC model answers boxes as a list
+    assert trained_box_style("tiny-base") is None  # never post-trained: no style of its own
+    final = tmp_path / "run" / "final"
+    final.mkdir(parents=True)
+    (final / "repic_run.json").write_text('{"method": "grpo"}')  # a run recorded before the style was
+    (tmp_path / "run" / "config.yaml").write_text("data:\n  box_style: list\n")
+    assert trained_box_style(final) == "list"
+    (final / "repic_run.json").write_text('{"method": "grpo", "box_style": "json"}')
+    assert trained_box_style(final) == "json"

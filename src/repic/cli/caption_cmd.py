@@ -120,8 +120,10 @@ def caption_command(
                      "(default: the processor's, at most 802816 = 1024*28*28 as the official scripts)."),
     ] = None,
     box_style: Annotated[
-        str, typer.Option("--box-style", metavar="json|list", help="VLT answer instruction (json: official).")
-    ] = "json",
+        str | None, typer.Option("--box-style", metavar="json|list", show_default=False,
+                                 help="VLT answer instruction (default: the style the model was trained with, "
+                                      "recorded by `repic train`; else json, the official one).")
+    ] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32.")] = "auto",
     attn: Annotated[
         str, typer.Option("--attn", metavar="sdpa|eager|flash_attention_2",
@@ -138,7 +140,7 @@ def caption_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs already in --out.")] = False,
 ) -> None:
     """Write personalized captions (and OCT / VLT answers) that `repic eval` scores."""
-    from ..inference.caption import Captioner, load_for_captioning, write_outputs
+    from ..inference.caption import Captioner, load_for_captioning, trained_box_style, write_outputs
 
     if question is not None:  # a control token would break every batch it shares: refused before the model loads
         check_text(question, what="--question")
@@ -148,7 +150,7 @@ def caption_command(
         raise RepicError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}") from None
     if cache not in CACHES:
         raise RepicError(f"--cache must be one of {', '.join(CACHES)}, not {cache!r}")
-    if box_style not in BOX_STYLES:
+    if box_style is not None and box_style not in BOX_STYLES:
         raise RepicError(f"--box-style must be one of {', '.join(BOX_STYLES)}, not {box_style!r}")
     if limit is not None and limit < 1:
         raise RepicError(f"--limit must be at least 1 (got {limit})")
@@ -189,7 +191,7 @@ def caption_command(
         model, base=base, dtype=dtype, device=device, max_pixels=max_pixels, attn_implementation=attn
     )
     captioner = Captioner(policy.model, policy.processor, database=db, retriever=retriever, settings=settings,
-                          box_style=box_style)
+                          box_style=box_style or trained_box_style(model) or "json")
     run = _run_with_progress(captioner, queries, mode)
     summary = {
         "model": policy.info.to_dict(),
