@@ -56,3 +56,18 @@ def noisy_policy():
         for parameter in loaded.model.parameters():
             parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
     return loaded
+
+
+@pytest.fixture
+def truncated_base(tmp_path):
+    """A copy of the shipped tiny base whose model.safetensors was cut in half, as by a download cut short."""
+    import shutil
+
+    from repic.shipped import shipped_base_path
+
+    folder = tmp_path / "truncated-base"
+    shutil.copytree(shipped_base_path(), folder)
+    weights = folder / "model.safetensors"
+    with weights.open("r+b") as file:
+        file.truncate(weights.stat().st_size // 2)
+    return folder

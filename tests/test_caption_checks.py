@@ -56,6 +56,15 @@ def test_a_missing_query_image_fails_before_the_model_loads(run_cli, tmp_path):
     assert result.exit_code == 2 and "nope.png: not found" in _flat(result.stderr)
 
 
+def test_a_truncated_checkpoint_is_refused_naming_the_file(run_cli, tmp_path, query, database, truncated_base):
+    result = run_cli("caption", truncated_base, "--images", query, "--concepts", "bo", "--database", database,
+                     "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    said = _flat(result.stderr)
+    assert f"{truncated_base / 'model.safetensors'} is truncated or damaged" in said
+    assert "re-download or re-save the checkpoint" in said and not (tmp_path / "out" / "captions.json").exists()
+
+
 def test_nothing_captioned_is_a_failure(run_cli, tmp_path, database):
     (tmp_path / "notes.png").write_text("not an image")
     result = run_cli("caption", shipped_base_path(), "--images", tmp_path / "notes.png", "--concepts", "bo",

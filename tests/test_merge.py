@@ -316,6 +316,20 @@ def test_bad_prompt_files_name_the_line(tmp_path, lines, message):
         load_check_prompts(path)
 
 
+def test_a_truncated_base_or_adapter_is_refused_naming_the_file(adapter_dir, truncated_base, tmp_path, run_cli):
+    result = run_cli("merge", adapter_dir, "--base", truncated_base, "--out", tmp_path / "out")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and f"{truncated_base / 'model.safetensors'} is truncated or damaged" in said
+    assert "re-download or re-save the checkpoint" in said and "--base" not in said  # the base is right, its file is not
+    cut = shutil.copytree(adapter_dir, tmp_path / "cut-adapter")
+    weights = cut / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    result = run_cli("merge", cut, "--out", tmp_path / "out")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and f"{weights} is truncated or damaged" in said and "does not fit" not in said
+    assert not (tmp_path / "out").exists() and "Traceback" not in result.stderr
+
+
 def test_cli_reports_user_errors_without_a_traceback(tmp_path, run_cli):
     result = run_cli("merge", tmp_path / "nowhere", "--out", tmp_path / "out")
     assert result.exit_code == 2

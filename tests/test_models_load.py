@@ -280,6 +280,26 @@ def test_missing_hub_model_offline_says_where_it_looked(tmp_path, monkeypatch):
     assert "--model /path/to/" in message and "offline" in message
 
 
+def test_a_truncated_checkpoint_is_named_by_loading_and_by_models_info(truncated_base, run_cli):
+    weights = truncated_base / "model.safetensors"
+    with pytest.raises(RepicError, match=f"{weights} is truncated or damaged .*: re-download or re-save"):
+        load_policy(truncated_base)
+    result = run_cli("models", "info", truncated_base)  # reads no weights, and used to describe it, exit 0
+    assert result.exit_code == 2 and result.stdout == ""
+    said = " ".join(result.stderr.split())
+    assert f"{weights} is truncated or damaged" in said and "re-download or re-save the checkpoint" in said
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sharded_checkpoint_missing_a_shard_is_refused(tmp_path):
+    from repic.models.weight_files import check_weight_files
+
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(RepicError, match="lacks 2 weight shard.s. .* the checkpoint is incomplete"):
+        check_weight_files(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("files", "model", "expected"),
     [

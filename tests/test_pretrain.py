@@ -491,6 +491,18 @@ def test_probe_cli_prints_a_table_and_writes_json(pretrained, world, tmp_path, r
     assert set(json.loads(out.read_text())) == set(PROBE_KEYS)
 
 
+def test_probe_cli_reports_progress_as_it_goes(world, run_cli):
+    result = run_cli("models", "probe", "--world", world.root, "--prompts", "1", "--caption-tokens", "2")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    loading = next(i for i, line in enumerate(lines) if "s] loading " in line)
+    phases = [line.split("] ", 1)[1] for line in lines if "s] [" in line]
+    assert "s] loaded in " in lines[loading + 1]
+    assert phases[0] == "[1/11] captions: 1 prompts" and phases[-1].startswith("[11/11] speed at batch 1 and 8")
+    table = next(i for i, line in enumerate(lines) if "copy accuracy, fresh names" in line)
+    assert len(phases) == 11 and table > loading  # progress first, then the table
+
+
 def test_probe_cli_explains_a_missing_world(pretrained, tmp_path, run_cli):
     result = run_cli("models", "probe", pretrained[0] / "base", "--world", tmp_path / "nowhere")
     assert result.exit_code == 2

@@ -105,6 +105,10 @@ def test_latest_checkpoint_skips_one_cut_short(tmp_path):
     (folder.checkpoints_dir / "checkpoint-x").mkdir()  # not a step: ignored
     assert [path.name for path in folder.checkpoints()] == ["checkpoint-5", "checkpoint-10"]
     assert folder.latest_checkpoint().name == "checkpoint-10"
+    # a full disk cut checkpoint-15's save: it is what goes to make room for run.json
+    assert [path.name for path in folder.drop_incomplete_checkpoints()] == ["checkpoint-15"]
+    assert sorted(path.name for path in folder.checkpoints_dir.iterdir()) == ["checkpoint-10", "checkpoint-5",
+                                                                             "checkpoint-x"]
 
 
 def test_status_is_merged(tmp_path):

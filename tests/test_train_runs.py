@@ -7,11 +7,18 @@ the GRPO run is shared by the tests that inspect it.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from safetensors.torch import load_file
 
 from repic.data.samples import load_samples, write_samples
@@ -23,9 +30,9 @@ from repic.models import load_policy
 from repic.records import Sample
 from repic.shipped import shipped_base_path
 from repic.tasks import TASKS
-from repic.train import load_config, train_grpo, train_sft
+from repic.train import failures, load_config, train_grpo, train_sft
 from repic.train.heldout import heldout_rewards, heldout_samples
-from repic.train.run_folder import StopRequests
+from repic.train.run_folder import RunFolder, StopRequests
 from repic.world.synthetic import generate_world
 from repic.world.world_config import WorldConfig
 
@@ -323,6 +330,113 @@ def test_cli_reports_guard_errors_without_traceback(data, tmp_path, run_cli):
     assert result.exit_code == 2 and "is for `repic train sft`" in result.stderr
 
 
+def fast_options(*extra):
+    return [arg for item in [*FAST, *extra] for arg in ("--set", item)]
+
+
+FULL_DISK = {  # what the libraries raise when a checkpoint finds no space: Python / safetensors, and torch.save
+    "oserror": (OSError(errno.ENOSPC, "No space left on device", "checkpoint-1/model.safetensors"), None),
+    "torch-short-write": (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"), 0),
+}
+
+
+@pytest.mark.parametrize("kind", FULL_DISK)
+def test_a_full_disk_fails_the_run_in_one_line_and_run_json_says_so(data, tmp_path, run_cli, monkeypatch, kind):
+    error, free = FULL_DISK[kind]
+
+    def full_disk(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(transformers.Trainer, "save_model", full_disk)  # the checkpoint's and final/'s save
+    if free is not None:
+        monkeypatch.setattr(failures, "free_bytes", lambda folder: free)
+    run = tmp_path / "run"
+    result = run_cli("train", "grpo", "--data", data / "train.jsonl", "--out", run, "--max-steps", "2", "--quiet",
+                     *fast_options("heldout.build=null"))
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert f"the disk holding {run} is full" in said and "free some space" in said
+    assert "run.json marks it failed; once fixed, resuming continues from" in said
+    assert f"repic train grpo --resume {run}" in said
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "failed" and "is full" in status["error"] and "ended" in status
+    assert not (run / "final").exists()
+    monkeypatch.undo()  # space freed: the run resumes as the message says, and is no longer a failure
+    assert run_cli("train", "grpo", "--resume", run, "--quiet").exit_code == 0
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "finished" and status["error"] is None
+
+
+def test_fewer_samples_than_one_step_are_refused_before_training(data, tmp_path, run_cli):
+    path = write_file(tmp_path, load_samples(data / "train.jsonl")[:1])  # one step takes 2 prompts here
+    run = tmp_path / "run"
+    result = run_cli("train", "grpo", "--data", path, "--image-root", data.parent / "world", "--out", run,
+                     "--max-steps", "1", *fast_options())
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert f"{path} gives 1 training sample(s), but one GRPO step takes 2 (grpo.prompts_per_step" in said
+    assert "add samples, or lower grpo.prompts_per_step to 1 or fewer" in said
+    assert not run.exists()  # refused before the run folder, let alone an untrained final/
+
+
+def test_ctrl_c_before_the_training_steps_says_what_was_kept_and_how_to_resume(data, tmp_path):
+    """A real Ctrl-C (SIGINT) during the held-out measure before training, into an --overwrite of a run."""
+    run, kept = tmp_path / "run", tmp_path / "run.previous"
+    run.mkdir()
+    (run / "config.yaml").write_text("method: grpo\n")  # the earlier run --overwrite replaces
+    command = [str(Path(sys.executable).with_name("repic")), "train", "grpo", "--data", str(data / "train.jsonl"),
+               "--out", str(run), "--overwrite", "--heldout", str(data), "--max-steps", "3",
+               *fast_options("heldout.per_task=4", "heldout.max_new_tokens=48")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "400"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    for line in process.stdout:  # the measure starts right after this line, with run.json saying "running"
+        lines.append(line)
+        if line.startswith("held-out (before):"):
+            process.send_signal(signal.SIGINT)
+            break
+    lines.extend(process.stdout)
+    assert process.wait(timeout=120) == 130, "".join(lines)
+    said = " ".join("".join(lines).split())
+    assert "interrupted before the first training step: stopped at once; resuming continues from no checkpoint" in said
+    assert f"repic train grpo --resume {run}" in said
+    assert f"the earlier run this one replaces is kept in {kept} until this one finishes" in said
+    assert "Traceback" not in said and (kept / "config.yaml").is_file()
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "interrupted" and status["previous_run"] == str(kept) and status["step"] == 0
+    assert status["resume"] == f"repic train grpo --resume {run}"
+
+
+def test_ctrl_c_while_the_run_folder_is_claimed_waits_for_the_claim(data, tmp_path, monkeypatch):
+    run, kept = tmp_path / "run", tmp_path / "run.previous"
+    run.mkdir()
+    (run / "config.yaml").write_text("method: grpo\n")
+    create = RunFolder.create.__func__
+
+    def ctrl_c_during_the_claim(cls, path, **kwargs):  # as the earlier run is moved aside
+        os.kill(os.getpid(), signal.SIGINT)
+        return create(cls, path, **kwargs)
+
+    monkeypatch.setattr(RunFolder, "create", classmethod(ctrl_c_during_the_claim))
+    with pytest.raises(KeyboardInterrupt, match="interrupted before the first training step"):
+        train_grpo(grpo_config(data, run, "optim.max_steps=1", "heldout.build=null"), overwrite=True)
+    status = json.loads((run / "run.json").read_text())  # a whole claim: resumable, the earlier run recorded
+    assert status["status"] == "interrupted" and status["previous_run"] == str(kept)
+    assert (run / "config.yaml").read_text() != "method: grpo\n" and (kept / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize("folder", ["empty", "missing"])
+def test_resume_of_a_folder_that_is_not_a_run_says_what_to_give(tmp_path, run_cli, folder):
+    target = tmp_path / folder
+    if folder == "empty":
+        target.mkdir()
+    result = run_cli("train", "grpo", "--resume", target)
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "recipe" not in said
+    expected = "is not a repic run folder (no config.yaml or run.json)" if folder == "empty" else "does not exist"
+    assert f"{target}" in said and expected in said and "give --resume the --out folder of an earlier" in said
+
+
 def test_cli_lists_recipes_and_prints_a_resolved_config(run_cli):
     listed = run_cli("train", "recipes")
     assert listed.exit_code == 0 and "paper-qwen2.5-vl-7b" in listed.stdout and "qwen3-vl-8b-gspo" in listed.stdout
@@ -356,6 +470,20 @@ def test_cli_runs_the_warmup_alone_and_refuses_recipes_without_one(data, tmp_pat
     assert refused.exit_code == 2 and "is for `repic train sft`" in refused.stderr
     refused = run_cli("train", "warmup", "--resume", tmp_path / "start")
     assert refused.exit_code == 2 and "cannot be resumed" in refused.stderr
+
+
+def test_cli_warmup_stops_after_max_steps(data, tmp_path, run_cli):
+    fast = [arg for item in FAST if item != "grpo.warmup.steps=0" for arg in ("--set", item)]
+    # the recipe's warm-up has 40 steps; --max-steps is the one to honour
+    result = run_cli("train", "warmup", "--data", data / "train.jsonl", "--out", tmp_path / "start", "--max-steps", "2",
+                     *fast, "--set", "grpo.warmup.samples=4", "--set", "grpo.warmup.batch_size=2")
+    assert result.exit_code == 0, result.stderr
+    assert "(2 steps," in result.stdout
+    assert json.loads((tmp_path / "start" / "final" / "repic_run.json").read_text())["steps"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "start" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if not row.get("summary")] == [1, 2]
+    refused = run_cli("train", "warmup", "--data", data / "train.jsonl", "--out", tmp_path / "none", "--max-steps", "0")
+    assert refused.exit_code == 2 and "--max-steps must be at least 1" in refused.stderr
 
 
 def test_warmup_stage_runs_before_grpo_and_is_measured(data, tmp_path):

@@ -5,8 +5,9 @@ options, then ``--set key=value`` overrides), call ``repic.train.train_grpo`` / 
 one line per logged step and a summary. ``repic train warmup`` takes a GRPO recipe and runs only its SFT
 warm-up stage (``repic.train.train_warmup``), the start model ``repic demo`` shares between GRPO and SFT.
 ``--resume RUN`` continues a run from its newest checkpoint with the configuration saved in it (``--set``
-can still change it, e.g. a higher ``optim.max_steps``). A run stopped with Ctrl-C exits with status 130
-and prints the command that resumes it. Under ``torchrun`` or
+can still change it, e.g. a higher ``optim.max_steps``). ``--max-steps`` is ``optim.max_steps``, and for
+``warmup`` the warm-up's own ``grpo.warmup.steps``. A run stopped with Ctrl-C, whenever it comes, exits
+with status 130 and prints what was kept and the command that resumes it. Under ``torchrun`` or
 ``accelerate launch`` only the main process prints. The trainers pull in TRL and torch, so they are
 imported inside the commands.
 """
@@ -57,23 +58,29 @@ QuietOption = Annotated[bool, typer.Option("--quiet", help="Print only the summa
 
 def _say_on_main(text: str, style: str = "") -> None:
     """``console.say`` on the main process only: under ``accelerate launch`` every process runs the command."""
-    from ..train.run_folder import is_main_process
+    from ..train.processes import is_main_process  # imports nothing: safe even after an interrupted import
 
     if is_main_process():
         say(text, style)
 
 
 def _options(
-    *, data: str | None, image_root: str | None, out: str | None, model: str | None, max_steps: int | None,
-    heldout: str | None,
+    method: str, *, data: str | None, image_root: str | None, out: str | None, model: str | None,
+    max_steps: int | None, heldout: str | None,
 ) -> dict[str, object]:
-    """The convenience options as dotted config keys (``--set`` overrides come after them)."""
+    """The convenience options as dotted config keys (``--set`` overrides come after them).
+
+    The warm-up stage takes its length from ``grpo.warmup.steps``, not ``optim.max_steps`` (the GRPO stage's),
+    so that is what ``--max-steps`` sets for ``repic train warmup``.
+    """
+    if method == "warmup" and max_steps is not None and max_steps < 1:
+        raise RepicError(f"--max-steps must be at least 1 (got {max_steps})")
     pairs = {
         "data.train_file": data,
         "data.image_root": image_root,
         "run.output_dir": out,
         "model.name_or_path": model,
-        "optim.max_steps": max_steps,
+        "grpo.warmup.steps" if method == "warmup" else "optim.max_steps": max_steps,
         "heldout.build": heldout,
     }
     return {key: value for key, value in pairs.items() if value is not None}
@@ -81,14 +88,17 @@ def _options(
 
 def _run(method: str, recipe: str | None, options: dict[str, object], sets: list[str] | None,
          resume: Path | None, overwrite: bool, quiet: bool) -> None:
-    from ..train.config import CONFIG_FILE, load_config
+    from ..train.config import load_config
 
     quiet_libraries()
     if method == "warmup" and resume is not None:
         raise RepicError("a warm-up run is short and cannot be resumed; run it again with --overwrite")
     if resume is not None:
-        options = {**options, "run.output_dir": str(resume)}
-        config = load_config(resume / CONFIG_FILE, list(sets or []), values=options, method=method)
+        from ..train.run_folder import RunFolder
+
+        folder = RunFolder.existing(resume)  # says what a run folder is, rather than "no such recipe"
+        options = {**options, "run.output_dir": str(folder.path)}
+        config = load_config(folder.config_path, list(sets or []), values=options, method=method)
     else:
         config = load_config(recipe or _DEFAULT_RECIPES[method], list(sets or []), values=options,
                              method=_RECIPE_METHOD[method])
@@ -102,10 +112,7 @@ def _run(method: str, recipe: str | None, options: dict[str, object], sets: list
     else:
         from ..train.sft import train_sft as train
     progress = None if quiet else _say_on_main
-    try:
-        result = train(config, resume=resume is not None, overwrite=overwrite, progress=progress)
-    except KeyboardInterrupt:
-        sys.exit(INTERRUPTED_EXIT)
+    result = train(config, resume=resume is not None, overwrite=overwrite, progress=progress)
     if not result.finished:
         from ..train.session import kept_message
 
@@ -119,6 +126,16 @@ def _run(method: str, recipe: str | None, options: dict[str, object], sets: list
         _say_on_main("held-out mean reward per task (before -> after):")
         for task in dict.fromkeys([*before, *after]):
             _say_on_main(f"  {task:<10} {_number(before.get(task))} -> {_number(after.get(task))}")
+
+
+def _say_interrupted(exc: KeyboardInterrupt, *, said: bool) -> None:
+    """What a Ctrl-C that stopped the run at once did; the library has said it already unless ``--quiet``."""
+    message = getattr(exc, "message", None)  # a ``RunInterrupted``: the run folder was set up
+    if message is None:
+        _say_on_main("interrupted before the run folder was set up: nothing was written or moved; run the "
+                     "command again", "yellow")
+    elif not said:
+        _say_on_main(message, "yellow")
 
 
 def _number(value: float | None) -> str:
@@ -146,9 +163,13 @@ def _training_command(method: str, summary: str):
         overwrite: OverwriteOption = False,
         quiet: QuietOption = False,
     ) -> None:
-        options = _options(data=data, image_root=image_root, out=out, model=model, max_steps=max_steps,
+        options = _options(method, data=data, image_root=image_root, out=out, model=model, max_steps=max_steps,
                            heldout=heldout)
-        _run(method, recipe, options, sets, resume, overwrite, quiet)
+        try:  # Ctrl-C may come at any moment, importing the trainers included
+            _run(method, recipe, options, sets, resume, overwrite, quiet)
+        except KeyboardInterrupt as exc:
+            _say_interrupted(exc, said=not quiet)
+            sys.exit(INTERRUPTED_EXIT)
 
     command.__doc__ = f"{summary} (default recipe: {_DEFAULT_RECIPES[method]})."
     command.__name__ = f"{method}_command"

@@ -9,7 +9,9 @@ What it chose and why:
 - **Where the model comes from.** An existing local path wins; a string shaped like ``org/name`` that is
   not a local folder is a hub id, looked up in the hub cache first. Offline (``HF_HUB_OFFLINE``) or with no
   hub reachable, a missing model is a ``RepicError`` naming the resolved local path and the cache folder
-  it looked in and saying how to pass a local folder, never the library's traceback.
+  it looked in and saying how to pass a local folder, never the library's traceback. A local folder's
+  ``.safetensors`` files are checked to be whole first (``repic.models.weight_files``), for
+  ``inspect_model`` too, which reads no weights: a cut download is named, not described as a model.
 - **dtype "auto"** means bfloat16 when CUDA is available and float32 otherwise (CPUs lack fast bf16
   matmuls and the tiny model trains in fp32). Placement is left to ``device_map`` or the trainer.
 - **Attention** defaults to PyTorch's ``sdpa``; ``flash_attention_2`` is accepted only when the
@@ -44,12 +46,14 @@ import jinja2
 import torch
 from huggingface_hub import constants as hub_constants
 from peft import LoraConfig, get_peft_model
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
 
 from ..errors import RepicError
 from ..shipped import SHIPPED_BASE_NAME, resolve_model_name
 from .families import family_of
+from .weight_files import DamagedWeights, check_weight_files, damaged_message
 
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 DTYPES = {
@@ -177,6 +181,8 @@ def load_policy(
                 location, f"its weights or processor files could not be read ({_first_line(exc)})"
             )
         ) from exc
+    except SafetensorError as exc:  # a hub download cut short (local folders are checked in ``_locate``)
+        raise DamagedWeights(damaged_message(f"a weight file of {location.source}", exc)) from exc
     _prepare_processor(processor, location, pixel_kwargs)
 
     vision = vision_module_names(policy)  # before any PEFT wrapping prefixes the module names
@@ -547,6 +553,7 @@ def _local_location(source: str, folder: Path) -> _Location:
         raise RepicError(
             f"{folder} has no config.json: --model takes a model folder written by save_pretrained"
         )
+    check_weight_files(folder)  # here, so loading and `repic models info` refuse a cut file alike
     return _Location(source=source, target=str(folder), from_hub=False, local_files_only=True)
 
 

@@ -63,6 +63,7 @@ from ..atomic import atomic_folder, atomic_write_json
 from ..errors import RepicError
 from .load import LoadedPolicy, load_policy, resolve_dtype
 from .merge_check import CheckPrompt, MergeCheck, compare, reference_outputs, resolve_prompts
+from .weight_files import DamagedWeights, check_weight_files
 
 DEFAULT_TOLERANCE = 1e-2
 DEFAULT_NEW_TOKENS = 32
@@ -253,6 +254,7 @@ def read_adapter_config(adapter_dir: str | os.PathLike) -> tuple[Path, dict[str,
             f"{folder} has {ADAPTER_CONFIG} but no adapter weights ({' or '.join(ADAPTER_WEIGHTS)}): the "
             "save was interrupted or the weights were moved; copy them back or save the adapter again"
         )
+    check_weight_files(folder)  # a cut adapter file would otherwise read as an adapter that does not fit
     return folder, config
 
 
@@ -300,6 +302,8 @@ def load_with_adapter(
     origin = "--base" if base is not None else f"{adapter / ADAPTER_CONFIG}"
     try:
         policy = load_policy(source, **options)
+    except DamagedWeights:
+        raise  # the base named is the right one; its files need fetching again, not another --base
     except RepicError as exc:
         raise RepicError(
             f"cannot load the base model {source!r} (from {origin}) for the adapter {adapter}: {exc}. "

@@ -58,12 +58,15 @@ from ..rewards import make_reward_funcs
 from ..tasks import TASKS, normalize_task
 from .config import OptimSection, SftSection, TrainConfig
 from .dataset import grpo_rows, to_dataset
-from .guards import batch_layout, check_lengths, check_rollout, check_rows
+from .guards import BatchLayout, batch_layout, check_lengths, check_rollout, check_rows, check_sample_count
 from .run_folder import FINAL_DIR, WARMUP_DIR, CompletionSampler, MetricsCallback
 from .session import (
+    OpenedRun,
     RunResult,
     begin_run,
+    ends_recorded,
     finish_run,
+    heldout_before,
     load_trainable,
     measure_heldout,
     prepare_process,
@@ -251,8 +254,8 @@ def warmed_up_model(config: TrainConfig, run_dir: Path, base: Any, say: Progress
     say(f"warm-up: {stage.optim.max_steps} SFT steps on {len(samples)} samples ({tasks})")
     result = train_sft(stage, policy=base, samples=samples, overwrite=True, merge_adapter=True,
                        progress=lambda line: say(f"warm-up: {line}"))
-    if result.final_dir is None:
-        raise RepicError("the warm-up stage was interrupted; resume the run to finish it")
+    if result.final_dir is None:  # Ctrl-C stopped the warm-up: the GRPO run around it records the interruption
+        raise KeyboardInterrupt("the warm-up stage was interrupted")
     return str(result.final_dir)
 
 
@@ -296,13 +299,24 @@ def train_grpo(
     layout = batch_layout(grpo.prompts_per_step * grpo.num_generations, grpo.completions_per_device_batch,
                           world_size(), what="grpo")
     samples, source = training_samples(config)
+    check_sample_count(len(samples), source, per_step=grpo.prompts_per_step, num_generations=grpo.num_generations,
+                       max_samples=config.data.max_samples, tasks=config.data.tasks)
     rows = grpo_rows(samples, prompt_seed=config.data.prompt_seed, box_style=config.data.box_style)
     policy, peft_config = load_trainable(config, policy=policy)
     check_policy_and_rows(config, policy, rows, source, warmed_up=bool(grpo.warmup.steps))
     say(f"data: {len(rows)} samples from {source}; {layout.per_step} completions per step "
         f"({layout.world_size} process(es) x {layout.accumulation} pass(es) x {layout.per_device_batch})")
 
-    opened, heldout_before = begin_run(config, policy, say, resume=resume, overwrite=overwrite)
+    opened = begin_run(config, say, resume=resume, overwrite=overwrite)
+    with ends_recorded(opened, config.method, say):
+        return _train_opened(config, policy, peft_config, rows, opened, layout, device, say, started)
+
+
+def _train_opened(config: TrainConfig, policy: Any, peft_config: Any, rows: list[dict], opened: OpenedRun,
+                  layout: BatchLayout, device: str, say: Progress, started: float) -> RunResult:
+    """The part of ``train_grpo`` that runs with the run folder marked running: measures, warm-up, training."""
+    grpo = config.grpo
+    before = heldout_before(config, policy, say, opened)
     if grpo.warmup.steps:
         policy, peft_config = load_trainable(config, warmed_up_model(config, opened.folder.path, policy, say))
         if opened.checkpoint is None:
@@ -324,5 +338,5 @@ def train_grpo(
         vision_cache=config.model.vision_cache if config.model.freeze_vision else 0,
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through ``progress`` and metrics.jsonl
-    return finish_run(config, trainer, processor, opened, say, started, heldout_before,
+    return finish_run(config, trainer, processor, opened, say, started, before,
                       rank_record=lambda: {**vars(layout), "completions_scored": sampler.scored})

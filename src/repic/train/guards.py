@@ -16,6 +16,9 @@ and saying how to fix it, and reports every offending sample of a kind at once:
 
 - ``batch_layout``: how a step's completions (GRPO) or rows (SFT) split over the processes and
   accumulation steps; a step that does not split evenly is refused.
+- ``check_sample_count``: GRPO has samples for at least one step. TRL's sampler drops an incomplete batch
+  of prompts, so fewer samples than ``grpo.prompts_per_step`` would train no step at all and still save an
+  untrained ``final/``.
 
 Unknown tasks are refused by ``repic.tasks.normalize_task``; a training file whose images are not under
 its image root by ``repic.data.samples.load_samples``.
@@ -227,3 +230,23 @@ def batch_layout(per_step: int, per_device_batch: int | None, world_size: int, *
             f"{names[1]} = {micro} does not divide; choose a divisor of {share}"
         )
     return BatchLayout(world_size, per_step, micro, share // micro)
+
+
+def check_sample_count(
+    count: int, source: str, *, per_step: int, num_generations: int, max_samples: int | None = None,
+    tasks: Sequence[str] | None = None,
+) -> None:
+    """Refuse GRPO training data that cannot fill one step (``per_step`` prompts, see the module docstring)."""
+    if count >= per_step:
+        return
+    limits = [f"data.max_samples {max_samples}" if max_samples is not None and max_samples < per_step else "",
+              f"data.tasks {list(tasks)}" if tasks else ""]
+    kept = " and ".join(limit for limit in limits if limit)
+    fixes = ["add samples" + (f" (or loosen {kept})" if kept else "")]
+    if count:
+        fixes.append(f"lower grpo.prompts_per_step to {count} or fewer")
+    raise RepicError(
+        f"{source} gives {count} training sample(s){f' with {kept}' if kept else ''}, but one GRPO step takes "
+        f"{per_step} (grpo.prompts_per_step, each answered {num_generations} times): no step would run; "
+        + ", or ".join(fixes)
+    )

@@ -3,7 +3,7 @@
 Layout of ``RUN/``::
 
     config.yaml         the resolved configuration (what ``--resume`` reads back)
-    run.json            status (running / interrupted / finished), steps, times, how to resume
+    run.json            status (running / interrupted / failed / finished), steps, times, how to resume
     metrics.jsonl       one JSON object per logged step: TRL's metrics (reward, rewards/<task>/mean, kl,
                         completions/mean_length, learning_rate, loss, ...) plus step timings
     completions.jsonl   sample completions now and then: step, task, prompt, completion, reward
@@ -57,6 +57,7 @@ from ..errors import RepicError
 from ..progress import Progress
 from ..rewards import completion_text
 from .config import CONFIG_FILE
+from .processes import is_main_process
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -70,11 +71,29 @@ RANKS_DIR = "ranks"
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
 PREVIOUS_SUFFIX = ".previous"  # the earlier run an overwrite keeps until the new one finishes
+DDP_TIMEOUT_S = 1800  # transformers' TrainingArguments.ddp_timeout default, so the group is the trainer's
 
 
-def is_main_process() -> bool:
-    """Rank 0 of a torchrun / accelerate launch, or the only process."""
-    return int(os.environ.get("RANK", "0")) == 0
+@contextmanager
+def main_process_first(device: str) -> Iterator[None]:
+    """Under several processes, run the block on the main process first and on the others once it is done.
+
+    The run folder is claimed this way: a process that went on at once would create files in it (its
+    trainer's ``checkpoints/``, the warm-up's ``warmup/``) before the main process checked that the folder is
+    empty, which then refused it. The processes meet through the group TRL's trainer uses (accelerate's
+    ``PartialState``, made here with the trainer's own settings: CPU or not, its 30-minute timeout). One
+    process: just the block.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device == "cpu", timeout=timedelta(seconds=DDP_TIMEOUT_S))
+    with state.main_process_first():
+        yield
 
 
 @dataclass
@@ -91,7 +110,7 @@ class RunFolder:
         folder = Path(path).expanduser().resolve()
         if folder.exists() and not folder.is_dir():
             raise RepicError(f"{folder} is a file; give a folder for the run (run.output_dir / --out)")
-        if not is_main_process():  # the main process checks and prepares the folder for all
+        if not is_main_process():  # the main process has checked and prepared it (``main_process_first``)
             folder.mkdir(parents=True, exist_ok=True)
             return cls(folder)
         if folder.is_dir() and any(folder.iterdir()):
@@ -114,9 +133,14 @@ class RunFolder:
     def existing(cls, path: str | os.PathLike) -> RunFolder:
         """A run folder to resume: it must hold the ``config.yaml`` of an earlier run."""
         folder = Path(path).expanduser().resolve()
+        if not folder.is_dir():
+            what = "is a file" if folder.exists() else "does not exist"
+            raise RepicError(f"run folder {folder} {what}: give --resume the --out folder of an earlier repic train run")
         if not (folder / CONFIG_FILE).is_file():
+            lacks = f"its {CONFIG_FILE} is missing" if (folder / RUN_FILE).is_file() else f"no {CONFIG_FILE} or {RUN_FILE}"
             raise RepicError(
-                f"{folder} is not a repic run folder (no {CONFIG_FILE}); pass the --out folder of an earlier run"
+                f"{folder} is not a repic run folder ({lacks}): give --resume the --out folder of an earlier "
+                "repic train run"
             )
         return cls(folder)
 
@@ -151,6 +175,18 @@ class RunFolder:
             if child.name.startswith(CHECKPOINT_PREFIX) and step.isdigit() and (child / TRAINER_STATE).is_file():
                 found.append((int(step), child))
         return [path for _, path in sorted(found)]
+
+    def drop_incomplete_checkpoints(self) -> list[Path]:
+        """Delete the checkpoints a failed save left without their trainer state, which resuming skips
+        (main process only); returns them."""
+        if not is_main_process() or not self.checkpoints_dir.is_dir():
+            return []
+        complete = set(self.checkpoints())
+        dropped = [child for child in self.checkpoints_dir.iterdir() if child.is_dir() and child not in complete
+                   and child.name.startswith(CHECKPOINT_PREFIX) and child.name[len(CHECKPOINT_PREFIX):].isdigit()]
+        for child in dropped:
+            shutil.rmtree(child, ignore_errors=True)
+        return dropped
 
     def latest_checkpoint(self) -> Path | None:
         """The newest complete checkpoint, or None."""
@@ -339,6 +375,14 @@ class StopOnRequest(TrainerCallback):
             self.requests.stopped = True
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run at once; ``message`` says where, what was kept and how to resume (run.json agrees)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class StopRequests:
     """The Ctrl-C state: ``requested`` after one, ``agreed`` once every rank has seen one, ``stopped`` when
     training was stopped for it."""
@@ -380,6 +424,40 @@ def stop_requests(say: Progress) -> Iterator[StopRequests]:
         previous = None
     try:
         yield requests
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class HeldBack:
+    """What ``interrupts_held_back`` saw: whether a Ctrl-C came during its block."""
+
+    pending: bool = False
+
+
+@contextmanager
+def interrupts_held_back() -> Iterator[HeldBack]:
+    """Hold a Ctrl-C back until the block is done, then let the caller act on ``pending``.
+
+    For claiming a run folder: the earlier run is moved aside, then ``config.yaml`` and ``run.json`` are
+    written; a Ctrl-C between those would leave a folder that is neither the earlier run nor a resumable one.
+    """
+    held = HeldBack()
+
+    def handler(signum, frame):
+        held.pending = True
+
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):  # an ignored Ctrl-C stays ignored; a handler set outside Python stays
+        previous = None
+    else:
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: nothing to hold back
+            previous = None
+    try:
+        yield held
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -1,11 +1,11 @@
 """What every training run does around its trainer, for GRPO and SFT alike.
 
-The phases, in order: ``prepare_process`` (device, reporters, threads), ``begin_run`` (``open_run``: a new
-run folder, or the one to resume and its newest complete checkpoint; ``start_run``; the held-out measure
-before), ``training_samples`` (the sample file, filtered), ``load_trainable`` (the policy with its
-trainable parts set), ``trainer_arguments`` (what both TRL configs share), ``run_trainer`` (train with
-Ctrl-C handling), ``save_final`` and the held-out measurements. ``grpo`` and ``sft`` add only what is
-their own.
+The phases, in order: ``prepare_process`` (device, reporters, threads), ``training_samples`` (the sample
+file, filtered), ``load_trainable`` (the policy with its trainable parts set), ``begin_run`` (``open_run``:
+a new run folder, or the one to resume and its newest complete checkpoint; ``start_run``), then, inside
+``ends_recorded``, ``heldout_before``, ``trainer_arguments`` (what both TRL configs share), ``run_trainer``
+(train with Ctrl-C handling), ``save_final`` and the held-out measurement after. ``grpo`` and ``sft`` add
+only what is their own.
 
 Choices, and why:
 
@@ -16,6 +16,11 @@ Choices, and why:
   trains every language-model weight (``repic.models.prepare_policy``), vision frozen unless asked.
 - **The final model** is written into a hidden sibling of ``final/`` and renamed into place; every rank
   takes part in the save (ZeRO-3 and FSDP gather the weights) but only the main one writes.
+- **Every early end is recorded.** From the moment ``run.json`` says "running", whatever stops the run
+  goes through ``ends_recorded``: Ctrl-C, during a step or not (loading, the held-out measure, the save),
+  leaves "interrupted" and a ``RunInterrupted`` saying what was kept and how to resume; a failure leaves
+  "failed" with its reason, and a full disk or an unwritable folder (``repic.train.failures``) becomes one
+  line that says so, not a traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ from ..records import Sample
 from ..shipped import resolve_model_name
 from .config import TrainConfig, save_config
 from .dataset import select_samples
+from .failures import failure_reason
 from .guards import check_reporters
 from .heldout import heldout_rewards, heldout_samples
 from .run_folder import (
@@ -45,9 +52,12 @@ from .run_folder import (
     TENSORBOARD_DIR,
     JsonlLog,
     RunFolder,
+    RunInterrupted,
     StopOnRequest,
     checkpoint_step,
+    interrupts_held_back,
     is_main_process,
+    main_process_first,
     stop_requests,
 )
 
@@ -90,13 +100,15 @@ def open_run(config: TrainConfig, *, resume: bool, overwrite: bool) -> OpenedRun
         raise RepicError("no run folder: set run.output_dir (--out DIR)")
     # Before anything is read or cleared: two runs into one folder would delete or mix each other's files.
     lock = hold(config.run.output_dir, what="run folder") if is_main_process() else None
-    if resume:
-        folder = RunFolder.existing(config.run.output_dir)
-        checkpoint = folder.latest_checkpoint()
-        step = checkpoint_step(checkpoint) if checkpoint is not None else 0
-        return OpenedRun(folder, checkpoint, step, lock)
-    folder = RunFolder.create(config.run.output_dir, overwrite=overwrite)
-    return OpenedRun(folder, None, None, lock)
+    # The main process claims the folder before the others touch it (they would make it look non-empty).
+    with main_process_first(resolve_device(config)):
+        if resume:
+            folder = RunFolder.existing(config.run.output_dir)
+            checkpoint = folder.latest_checkpoint()
+            step = checkpoint_step(checkpoint) if checkpoint is not None else 0
+            return OpenedRun(folder, checkpoint, step, lock)
+        folder = RunFolder.create(config.run.output_dir, overwrite=overwrite)
+        return OpenedRun(folder, None, None, lock)
 
 
 def start_run(opened: OpenedRun, config: TrainConfig, command: str) -> None:
@@ -110,6 +122,7 @@ def start_run(opened: OpenedRun, config: TrainConfig, command: str) -> None:
         command=command,
         resumed_from=str(opened.checkpoint) if opened.checkpoint else None,
         world_size=world_size(),
+        error=None,  # a resumed run is no longer the failure it was
         **({"previous_run": str(kept)} if kept is not None else {}),
     )
 
@@ -125,16 +138,103 @@ def prepare_process(config: TrainConfig) -> str:
     return device
 
 
-def begin_run(
-    config: TrainConfig, policy: Any, say: Progress, *, resume: bool, overwrite: bool
-) -> tuple[OpenedRun, dict[str, float] | None]:
-    """Open the run folder, mark it running, and measure the held-out reward of a run that starts fresh."""
-    opened = open_run(config, resume=resume, overwrite=overwrite)
-    start_run(opened, config, command_line())
-    before = None
-    if opened.checkpoint is None:
-        before = measure_heldout(config, policy.model, policy.processor, "before", say, opened)
-    return opened, before
+def begin_run(config: TrainConfig, say: Progress, *, resume: bool, overwrite: bool) -> OpenedRun:
+    """Open the run folder and mark it running; what follows belongs inside ``ends_recorded``.
+
+    A Ctrl-C while the folder is claimed waits for the claim to be whole, then ends the run as any other.
+    """
+    with interrupts_held_back() as held:
+        opened = open_run(config, resume=resume, overwrite=overwrite)
+        start_run(opened, config, command_line())
+    if held.pending:
+        with ends_recorded(opened, config.method, say):
+            raise KeyboardInterrupt
+    return opened
+
+
+def heldout_before(config: TrainConfig, policy: Any, say: Progress, opened: OpenedRun) -> dict[str, float] | None:
+    """The held-out reward of a run that starts fresh (None on resume: the first run measured it)."""
+    if opened.checkpoint is not None:
+        return None
+    return measure_heldout(config, policy.model, policy.processor, "before", say, opened)
+
+
+@contextmanager
+def ends_recorded(opened: OpenedRun, method: str, say: Progress) -> Iterator[None]:
+    """Record in ``run.json`` and explain whatever ends the running run inside the block, then re-raise.
+
+    Ctrl-C: "interrupted", and a ``RunInterrupted`` whose message (also said) tells what was kept and how to
+    resume. A failure: "failed" with its reason; a full disk or an unwritable folder is re-raised as a
+    ``RepicError`` that says so, other errors as they are. ``method`` names the run in the resume command.
+    """
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, RunInterrupted) and opened.folder.read_status().get("status") == "interrupted":
+            _release(opened)
+            raise  # stopped during a step: ``run_trainer`` recorded and said it
+        step = _last_step(opened)
+        recorded = _record_end(opened, status="interrupted", step=step, resume=resume_command(opened, method))
+        message = interrupted_message(opened, step, saved=False, method=method) + _unrecorded(recorded)
+        say(message)
+        _release(opened)
+        raise RunInterrupted(message) from exc
+    except Exception as exc:
+        reason = failure_reason(exc, opened.folder.path)
+        recorded = _record_end(opened, status="failed", error=reason or _first_line(exc))
+        _release(opened)
+        if reason is None:
+            raise
+        raise RepicError(failed_message(opened, reason, method, recorded=recorded)) from exc
+
+
+def failed_message(opened: OpenedRun, reason: str, method: str, *, recorded: bool = True) -> str:
+    """The line for a run a full disk or an unwritable folder stopped: why, what is kept, how to go on."""
+    latest = opened.folder.latest_checkpoint()
+    where = f"checkpoint {latest.name}" if latest is not None else "no checkpoint yet (it restarts from step 0)"
+    marked = "run.json marks it failed" if recorded else _unrecorded(recorded).strip(" ()")
+    return (
+        f"the run stopped: {reason}. {marked}; once fixed, resuming continues from {where}: "
+        f"{resume_command(opened, method)}{kept_message(opened.folder.previous_run())}"
+    )
+
+
+def _last_step(opened: OpenedRun) -> int:
+    """The step a run stopped outside the training steps stands at: its newest checkpoint's, else 0."""
+    latest = opened.folder.latest_checkpoint()
+    return checkpoint_step(latest) if latest is not None else 0
+
+
+def _record_end(opened: OpenedRun, **fields: Any) -> bool:
+    """Merge ``fields`` and the end time into ``run.json``; False when even that write failed.
+
+    A full disk may refuse this small file too. The checkpoint whose save filled it is incomplete (no trainer
+    state), so resuming would skip it anyway: it is removed to make room, and the write tried once more.
+    """
+    for attempt in range(2):
+        try:
+            opened.folder.write_status(**fields, ended=time.time())
+            return True
+        except OSError:
+            if attempt or not opened.folder.drop_incomplete_checkpoints():
+                return False
+    return False
+
+
+def _unrecorded(recorded: bool) -> str:
+    if recorded:
+        return ""
+    return " (run.json could not be updated, even with the incomplete checkpoints removed: it may still say running)"
+
+
+def _release(opened: OpenedRun) -> None:
+    if opened.lock is not None:
+        opened.lock.release()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def world_size() -> int:
@@ -254,10 +354,12 @@ def run_trainer(trainer: Any, opened: OpenedRun, say: Progress) -> bool:
         checkpoint = str(opened.checkpoint) if opened.checkpoint is not None else None
         try:
             trainer.train(resume_from_checkpoint=checkpoint)
-        except KeyboardInterrupt:
-            opened.folder.write_status(status="interrupted", step=trainer.state.global_step, ended=time.time())
-            say(interrupted_message(opened, trainer.state.global_step, saved=False))
-            raise
+        except KeyboardInterrupt as exc:  # a second Ctrl-C: stopped at once, without a checkpoint
+            step = trainer.state.global_step
+            opened.folder.write_status(status="interrupted", step=step, ended=time.time())
+            message = interrupted_message(opened, step, saved=False)
+            say(message)
+            raise RunInterrupted(message) from exc
     return not requests.stopped
 
 
@@ -265,12 +367,14 @@ def resume_command(opened: OpenedRun, method: str) -> str:
     return f"repic train {method} --resume {opened.folder.path}"
 
 
-def interrupted_message(opened: OpenedRun, step: int, *, saved: bool) -> str:
+def interrupted_message(opened: OpenedRun, step: int, *, saved: bool, method: str | None = None) -> str:
+    """What a Ctrl-C did: where the run stopped, where resuming starts, the command, what an overwrite kept."""
     latest = opened.folder.latest_checkpoint()
     where = f"checkpoint {latest.name}" if latest is not None else "no checkpoint yet (it restarts from step 0)"
     state = "saved a checkpoint" if saved else "stopped at once"
-    method = opened.folder.read_status().get("method", "grpo")
-    message = f"interrupted at step {step}: {state}; resuming continues from {where}: {resume_command(opened, method)}"
+    method = method or opened.folder.read_status().get("method", "grpo")
+    when = f"at step {step}" if step or latest is not None else "before the first training step"
+    message = f"interrupted {when}: {state}; resuming continues from {where}: {resume_command(opened, method)}"
     return message + kept_message(opened.folder.previous_run())
 
 
@@ -389,9 +493,11 @@ def finish_run(
     if not finished:
         opened.folder.write_status(status="interrupted", step=step, resume=result.resume_command)
         say(interrupted_message(opened, step, saved=True))
+        _release(opened)
         return result
     meta = {"method": config.method, "base_model": config.model.name_or_path, "finetune": config.model.finetune,
-            "steps": step, "run_dir": str(opened.folder.path)}
+            "steps": step, "run_dir": str(opened.folder.path),
+            "box_style": config.data.box_style}  # how the model answers boxes: inference asks the same way
     result.final_dir = save_final(trainer, processor, opened, meta, merge_adapter=merge_adapter)
     result.heldout_after = measure_heldout(config, trainer.model, processor, "after", say, opened)
     result.wall_seconds = time.perf_counter() - started
@@ -400,6 +506,5 @@ def finish_run(
     opened.folder.drop_previous_run()  # only now: until here a crash would have left neither run whole
     result.previous_run = None
     say(f"finished {step} steps in {result.wall_seconds:.1f} s; model in {result.final_dir}")
-    if opened.lock is not None:
-        opened.lock.release()
+    _release(opened)
     return result

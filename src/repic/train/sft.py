@@ -30,7 +30,9 @@ from .run_folder import MetricsCallback
 from .session import (
     RunResult,
     begin_run,
+    ends_recorded,
     finish_run,
+    heldout_before,
     load_trainable,
     prepare_process,
     trainer_arguments,
@@ -84,15 +86,17 @@ def train_sft(
                   max_positions=max_positions)
     say(f"data: {len(rows)} samples from {source}; {layout.per_step} rows per step")
 
-    opened, heldout_before = begin_run(config, policy, say, resume=resume, overwrite=overwrite)
-    trainer = SFTTrainer(
-        model=policy.model,
-        args=sft_arguments(config, trainer_arguments(config, opened, layout, device)),
-        train_dataset=to_dataset(rows),
-        processing_class=processor,
-        peft_config=peft_config,
-        callbacks=[MetricsCallback(opened.log(opened.folder.metrics_path), stage="sft", progress=say)],
-    )
-    trainer.remove_callback(PrinterCallback)
-    return finish_run(config, trainer, processor, opened, say, started, heldout_before, merge_adapter=merge_adapter,
-                      rank_record=lambda: vars(layout))
+    opened = begin_run(config, say, resume=resume, overwrite=overwrite)
+    with ends_recorded(opened, config.method, say):
+        before = heldout_before(config, policy, say, opened)
+        trainer = SFTTrainer(
+            model=policy.model,
+            args=sft_arguments(config, trainer_arguments(config, opened, layout, device)),
+            train_dataset=to_dataset(rows),
+            processing_class=processor,
+            peft_config=peft_config,
+            callbacks=[MetricsCallback(opened.log(opened.folder.metrics_path), stage="sft", progress=say)],
+        )
+        trainer.remove_callback(PrinterCallback)
+        return finish_run(config, trainer, processor, opened, say, started, before, merge_adapter=merge_adapter,
+                          rank_record=lambda: vars(layout))

@@ -498,7 +498,7 @@ def pretrain_tiny(
             atomic_write_json(staging / RECORD_FILE, record)
         if probe is not None and collection.splits.get("heldout"):
             say("probe: measuring the saved model on the held-out concepts")
-            record["probe"] = probe_model(out, collection.root, probe)
+            record["probe"] = probe_model(out, collection.root, probe, progress=lambda line: say(f"probe: {line}"))
         wall = round(time.perf_counter() - started, 1)
         if earlier is None:
             record["wall_seconds"] = wall

@@ -32,6 +32,10 @@ balanced by drawing until each answer has its half, so always answering "yes" sc
 and ``heldout_known_from_pretraining`` counts the probed world's held-out concepts that look like (same
 category and description) a training concept of the world the model was pretrained on: 0 means the
 held-out measures are clean even so (a world with more evaluation scenes has the same concepts).
+
+A probe of a real model takes minutes, so ``probe_model`` reports each phase through ``progress``
+(``repic.progress``): the load, then one line per measurement as it starts, ``[3/11] copy, fresh names:
+48 prompts``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from ..errors import RepicError
 from ..evaluate import engine
 from ..evaluate.engine import EvalTask, evaluate
 from ..inference.generate import Generated, GenerationSettings
+from ..progress import Progress, say_nothing
 from ..prompts import eval_question, inference_messages
 from .pretrain_data import (
     ImagePool,
@@ -267,34 +272,63 @@ def _tokens_per_second(model, processor, rows: Sequence[Row], batch: int, tokens
     return batch * tokens / (time.perf_counter() - started)
 
 
+_MEASUREMENTS = 11  # the generating phases of ``probe_model``, for its "[k/11]" progress lines
+
+
+def _phases(say: Progress) -> Callable[[str, int], None]:
+    """A callback that says ``[k/11] what: N prompts`` as each measurement starts."""
+    done = [0]
+
+    def start(what: str, prompts: int) -> None:
+        done[0] += 1
+        say(f"[{done[0]}/{_MEASUREMENTS}] {what}: {prompts} prompts")
+
+    return start
+
+
 def probe_model(
-    model_dir: str | os.PathLike, world_dir: str | os.PathLike, config: ProbeConfig = ProbeConfig()
+    model_dir: str | os.PathLike, world_dir: str | os.PathLike, config: ProbeConfig = ProbeConfig(),
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Measure the model in ``model_dir`` on the held-out concepts of the world in ``world_dir``."""
+    """Measure the model in ``model_dir`` on the held-out concepts of the world in ``world_dir``.
+
+    ``progress`` receives a line when the model loads and as each measurement starts.
+    """
     from ..models.load import load_policy
 
+    say = progress or say_nothing
     started = time.perf_counter()
     collection = load_collection(world_dir)
     if not collection.splits.get("heldout"):
         raise RepicError(f"{collection.root} has no held-out concepts to probe on; generate a world with some")
     model_path = Path(model_dir).expanduser().resolve()
+    say(f"loading {model_path}")
     loading = time.perf_counter()
     policy = load_policy(model_path, dtype="float32")
     load_seconds = time.perf_counter() - loading
+    say(f"loaded in {load_seconds:.1f} s; probing on {len(collection.splits['heldout'])} held-out concepts")
     model, processor = policy.model, policy.processor
     pool = split_pool(collection, "heldout")
     seed, batch = config.seed, config.batch_size
+    phase = _phases(say)
 
-    def ask(rows, tokens):  # answers only: the probe's own measures score them
+    def ask(what, rows, tokens):  # answers only: the probe's own measures score them
+        phase(what, len(rows))
         return evaluate(model, processor, [EvalTask.from_row(row) for row in rows], _settings(tokens, batch)).answers
 
-    def accuracy(task, rows, tokens):  # mean reward, scored by the engine
+    def accuracy(what, task, rows, tokens):  # mean reward, scored by the engine
+        phase(what, len(rows))
         return evaluate(model, processor, reward_tasks(task, rows), _settings(tokens, batch)).mean_reward()
 
+    def speed():  # new tokens per second, greedy, at batch 1 and 8
+        phase("speed at batch 1 and 8", len(describe[:8]))
+        return {f"batch_{n}": round(_tokens_per_second(model, processor, describe, n, config.speed_tokens), 1)
+                for n in (1, 8)}
+
     describe = heldout_rows(pool, lambda p, r: describe_row(p, r, view_share=0.0, rap_share=0.0), config.captions, seed=seed)
-    captions = ask(describe, config.caption_tokens)
+    captions = ask("captions", describe, config.caption_tokens)
     zero_shot = _zero_shot_rows(collection, config.captions)
-    zero_answers = ask([row for row, _ in zero_shot], config.caption_tokens)
+    zero_answers = ask("zero-shot RAP prompt", [row for row, _ in zero_shot], config.caption_tokens)
     copies = heldout_rows(pool, echo_row, config.copies, seed=seed)
     own = heldout_rows(pool, lambda p, r: echo_row(p, r, own_name=True), config.copies, seed=seed)
     several = heldout_rows(pool, echo_multi_row, config.copies, seed=seed)
@@ -318,21 +352,18 @@ def probe_model(
             "format_ok_rate": sum(a.ended and a.clean for a in zero_answers) / max(1, len(zero_answers)),
             "mean_chars": sum(len(a.text) for a in zero_answers) / max(1, len(zero_answers)),
         },
-        "copy_accuracy": copy_accuracy(copies, ask(copies, config.answer_tokens)),
-        "copy_accuracy_heldout_names": copy_accuracy(own, ask(own, config.answer_tokens)),
-        "copy_accuracy_multi": copy_accuracy(several, ask(several, 2 * config.answer_tokens)),
-        "object_category_accuracy": category_accuracy(objects, ask(objects, config.answer_tokens)),
-        "matching_accuracy": accuracy("oct", matching, config.answer_tokens),
-        "oct_matching_accuracy": accuracy("oct", oct_form, config.answer_tokens),
-        "category_yes_no_accuracy": accuracy("oct", categories, config.answer_tokens),
-        "box_accuracy": accuracy("vlt", boxes, config.answer_tokens),
+        "copy_accuracy": copy_accuracy(copies, ask("copy, fresh names", copies, config.answer_tokens)),
+        "copy_accuracy_heldout_names": copy_accuracy(own, ask("copy, held-out names", own, config.answer_tokens)),
+        "copy_accuracy_multi": copy_accuracy(several, ask("copy, 2-4 names", several, 2 * config.answer_tokens)),
+        "object_category_accuracy": category_accuracy(objects, ask("object category", objects, config.answer_tokens)),
+        "matching_accuracy": accuracy("same-object matching", "oct", matching, config.answer_tokens),
+        "oct_matching_accuracy": accuracy("matching as OCT", "oct", oct_form, config.answer_tokens),
+        "category_yes_no_accuracy": accuracy("category yes/no", "oct", categories, config.answer_tokens),
+        "box_accuracy": accuracy("category box", "vlt", boxes, config.answer_tokens),
         "parameters": sum(p.numel() for p in model.parameters()),
         "checkpoint_bytes": sum(p.stat().st_size for p in model_path.glob("*.safetensors")),
         "load_seconds": round(load_seconds, 3),
-        "tokens_per_second": {
-            f"batch_{n}": round(_tokens_per_second(model, processor, describe, n, config.speed_tokens), 1)
-            for n in (1, 8)
-        },
+        "tokens_per_second": speed(),
         "examples": [
             {"reference": _expected(r), "caption": a.text} for r, a in list(zip(describe, captions, strict=True))[:3]
         ]

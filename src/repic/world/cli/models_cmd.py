@@ -231,6 +231,8 @@ def probe_command(
     json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the numbers to this JSON file.")] = None,
 ) -> None:
     """Measure a model on a world's held-out concepts: captions, copying, matching, boxes, speed."""
+    import time
+
     from ...atomic import atomic_write_json
     from ..probe import ProbeConfig, probe_model, probe_table
 
@@ -250,7 +252,9 @@ def probe_command(
         seed=seed,
     )
     quiet_libraries()
-    result = probe_model(model, world, config)
+    started = time.perf_counter()
+    result = probe_model(model, world, config,
+                         progress=lambda message: say(f"[{time.perf_counter() - started:6.1f} s] {message}"))
     say(f"{result['model']} on the held-out concepts of {result['world']}", style="bold")
     known = result["heldout_known_from_pretraining"]
     if known:
