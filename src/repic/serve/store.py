@@ -109,13 +109,15 @@ class ConceptStore:
         resolved = inside_roots(images[number - 1], [*self.image_roots(), *allowed])
         if resolved is None:
             raise ServiceError(403, f"{refusal}: it is outside the folders this server serves images from")
-        if image_problem(resolved) is not None:
+        kind = _image_format(resolved)
+        if kind is None:
             raise ServiceError(404, f"{refusal}: it is missing or not an image; `repic db validate` lists such files")
-        with Image.open(resolved) as image:
-            kind = image.format
-        if kind not in ALLOWED_FORMATS:
-            raise ServiceError(404, f"{refusal}: it is a {kind} file, not one of the image formats served")
         return resolved, kind
+
+    def servable(self, path: Path, allowed: Sequence[Path] = ()) -> Path | None:
+        """``path`` resolved when ``reference_image`` would serve it (an image inside the roots), else ``None``."""
+        resolved = inside_roots(path, [*self.image_roots(), *allowed])
+        return resolved if resolved is not None and _image_format(resolved) is not None else None
 
     def index(self):
         """The retrieval index of the current database (rebuilt after edits)."""
@@ -227,6 +229,14 @@ def _existing(database: ConceptDatabase, tag: str) -> Concept:
         return database.get(tag)
     except RepicError as exc:
         raise ServiceError(404, str(exc)) from None
+
+
+def _image_format(path: Path) -> str | None:
+    """The format of the image file at ``path`` when it decodes as one of ``ALLOWED_FORMATS``, else ``None``."""
+    if image_problem(path) is not None:
+        return None
+    with Image.open(path) as image:
+        return image.format if image.format in ALLOWED_FORMATS else None
 
 
 FIELD_LIMITS = {"name": 200, "category": 200, "info": 2_000}  # characters; each goes into every prompt
