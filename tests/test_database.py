@@ -265,9 +265,11 @@ def test_add_keeps_images_already_in_the_images_folder(db, tmp_path):
     "concept, store, fragment",
     [
         (Concept("kim", "Kim", "person", images=["good.png"]), "copy", "<kim> is already in"),
-        (Concept(" bo", "bo", "dog", images=["good.png"]), "copy", "spaces at its ends"),
-        (Concept("<>", "x", "dog", images=["good.png"]), "copy", "empty name"),
-        (Concept("b<o", "x", "dog", images=["good.png"]), "copy", "angle brackets inside"),
+        (Concept(" bo", "bo", "dog", images=["good.png"]), "copy", "' bo' starts with ' '; a concept name is"),
+        (Concept("<>", "x", "dog", images=["good.png"]), "copy", "'<>' is empty"),
+        (Concept("b<o", "x", "dog", images=["good.png"]), "copy", "'b<o' holds '<'"),
+        (Concept("a/b", "x", "dog", images=["good.png"]), "copy", "'a/b' holds '/'"),
+        (Concept("..", "x", "dog", images=["good.png"]), "copy", "'..' starts with '.'"),
         (Concept("bo", " ", "dog", images=["good.png"]), "copy", "<bo> has an empty name"),
         (Concept("bo", "bo", "", images=["good.png"]), "copy", "<bo> has an empty category"),
         (Concept("bo", "bo", "dog", images=[]), "copy", "<bo> has no images"),
@@ -438,3 +440,25 @@ def test_content_hash_follows_content_not_order_or_location(tmp_path):
     assert ConceptDatabase.load(path).content_hash() != reference  # an image's bytes changed
     (tmp_path / "a" / "kim.png").unlink()
     assert ConceptDatabase.load(path).content_hash() != reference  # an image went missing
+
+
+def test_the_database_records_its_own_copies_and_owned_only_discards_only_those(tmp_path):
+    """A server's delete may remove what the database copied in, never a file it merely points at."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "bo.png")
+    Image.new("RGB", (8, 8), "blue").save(folder / "mine.png")  # a user's photo inside the database folder
+    db = ConceptDatabase(folder / "database.json")
+    db.add(Concept("bo", "bo", "dog", images=[tmp_path / "bo.png"]))  # copied into images/bo/
+    db.add(Concept("kim", "kim", "person", images=[folder / "mine.png"]), store="reference")
+    db.save()
+    assert json.loads((folder / "database.json").read_text())["repic_copies"] == ["images/bo/bo.png"]
+
+    reloaded = load_database(folder / "database.json")
+    kim = reloaded.remove("kim")
+    reloaded.save()
+    assert reloaded.discard_images(kim, owned_only=True) == [] and (folder / "mine.png").is_file()
+    bo = reloaded.remove("bo")
+    reloaded.save()
+    assert reloaded.discard_images(bo, owned_only=True) == [folder / "images" / "bo" / "bo.png"]
+    assert "repic_copies" not in json.loads((folder / "database.json").read_text())  # none left to own
