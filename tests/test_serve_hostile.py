@@ -295,3 +295,45 @@ def test_a_port_that_cannot_be_listened_on_is_refused_before_loading(run_cli):
     assert used.exit_code != 0 and "cannot listen on 127.0.0.1" in used.stderr and "Traceback" not in used.stderr
     assert "serving on" not in used.stdout
 
+
+
+def test_sigkill_during_concept_writes_leaves_a_whole_database(tmp_path):
+    """Concepts are being added when the server is killed (SIGKILL): the file on disk is the last whole
+    version, every concept it lists has its images, and a new server starts on it."""
+    from repic.concepts.database import load_database
+
+    database = copy_shipped_database(tmp_path)
+    server = Server(["serve", "--database", database, "--max-new-tokens", "8"], free_port(), tmp_path / "a.log")
+    created: list[str] = []
+
+    def add_many() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for number in range(200):
+                try:
+                    response = http.post("/v1/concepts", data={"tag": f"k{number}", "category": "x"},
+                                         files=[("images", (f"k{number}.png", png_bytes(
+                                             Image.new("RGB", (64, 64), (number, 40, 90))), "image/png"))])
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if response.status_code == 201:
+                    created.append(f"<k{number}>")
+
+    with ThreadPoolExecutor(2) as pool:
+        writers = [pool.submit(add_many) for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while len(created) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.process.kill()  # SIGKILL: no handler runs
+        server.process.wait(10)
+        for writer in writers:
+            writer.result(60)
+    server.stop()
+    assert len(created) >= 10
+    on_disk = load_database(database)
+    assert not on_disk.validate()  # whole: every listed image is there and decodes
+    assert set(created) <= {concept.tag for concept in on_disk}  # every answered add was saved first
+    again = Server(["serve", "--database", database, "--max-new-tokens", "8"], free_port(), tmp_path / "b.log")
+    try:
+        assert httpx.get(again.url + "/healthz").json()["concepts"] == len(on_disk)
+    finally:
+        again.stop()
