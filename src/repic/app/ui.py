@@ -121,9 +121,9 @@ def _listed(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
-def build_app(service: CaptionService, *, allow_model_loading: bool = False, run: Path | None = None) -> gr.Blocks:
+def build_app(service: CaptionService, *, allow_model_loading: bool = False, demo_run: Path | None = None) -> gr.Blocks:
     """The app's ``gr.Blocks`` over ``service``; the Model tab loads other models only with ``allow_model_loading``
-    (offering the shipped models and the runs of the demo folder ``run``, default ``./repic-demo``)."""
+    (offering the shipped models and the runs of the demo folder ``demo_run``, default ``./repic-demo``)."""
     store = service.store
     limits = service.settings.images
     raw = {"preprocess": False}  # see the module docstring
@@ -228,7 +228,7 @@ def build_app(service: CaptionService, *, allow_model_loading: bool = False, run
             model_info = gr.Markdown(f"Serving **{_e(served['source'])}** ({_e(served['mode'])})", elem_id="model-info")
             if allow_model_loading:
                 current = str(served["source"])
-                model_path = gr.Dropdown(choices=list(dict.fromkeys([current, *known_models(run)])), value=current,
+                model_path = gr.Dropdown(choices=list(dict.fromkeys([current, *known_models(demo_run)])), value=current,
                                          allow_custom_value=True, elem_id="model-path",
                                          label="Model: the shipped base, a demo run, or any model folder, hub id or "
                                                "LoRA adapter folder")

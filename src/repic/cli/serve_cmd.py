@@ -191,7 +191,7 @@ def app_command(
     service = _service(model, database, base, settings, embedder, database_image_root, run)
     say(f"app on http://{host}:{port}")
     try:
-        build_app(service, allow_model_loading=allow_model_loading, run=run).launch(
+        build_app(service, allow_model_loading=allow_model_loading, demo_run=run).launch(
             server_name=host, server_port=port, show_error=False, quiet=True, max_file_size=limits.max_bytes)
     finally:
         service.close()
