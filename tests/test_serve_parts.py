@@ -21,6 +21,7 @@ from repic.serve.defaults import (
     copy_database,
     default_database,
     default_model,
+    known_models,
     shipped_concepts_path,
 )
 from repic.serve.store import ConceptStore
@@ -181,6 +182,9 @@ def test_defaults_prefer_the_latest_demo(tmp_path):
     assert default_model(run=demo / "repic-demo").path == demo / "repic-demo/runs/repic-s1/final"  # --run DIR
     with pytest.raises(RepicError, match="holds no finished RePIC model"):
         default_model(run=tmp_path)
+    offered = known_models(run=demo / "repic-demo")  # the app's picker, with --allow-model-loading
+    assert offered[:2] == [str(shipped_repic_path()), str(shipped_base_path())]
+    assert str(demo / "repic-demo/runs/repic-s10/final") in offered
     copied = default_database(demo)
     assert "demo's world" in copied.origin and copied.path == demo / DEFAULT_DATABASE
     assert json.loads(copied.path.read_text())["concept_dict"].keys() == json.loads(world.read_text())["concept_dict"].keys()
