@@ -26,7 +26,7 @@ from repic.serve.defaults import (
 )
 from repic.serve.store import ConceptStore
 from repic.serve.uploads import ImageLimits, ServiceError, confined_path, decode_data_url, decode_image
-from repic.shipped import shipped_repic_path
+from repic.shipped import shipped_base_path, shipped_repic_path
 
 
 def _png(size=(8, 8), colour="red") -> bytes:
