@@ -71,3 +71,17 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def api_error(response: httpx.Response, status: int) -> str:
+    """The message of an API error response, after checking its status and its JSON shape (no traceback)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == status
+    assert "Traceback" not in response.text
+    return body["error"]["message"]
+
+
+def example_photo(name: str = "dana.png") -> tuple[str, bytes, str]:
+    """One of the shipped example photos as an httpx file upload."""
+    return (name, (EXAMPLES / name).read_bytes(), "image/png")

@@ -4,12 +4,14 @@ concept's name in the result; remove a concept still chosen on the Caption tab; 
 claims too many pixels refused without the server decoding it; the Model tab loads models only when the
 app was started with ``--allow-model-loading``.
 
-Screenshots are saved in the test's temporary folder (``caption.png``, ``concepts.png``).
+Screenshots are saved in the test's temporary folder (``caption.png``, ``concepts.png``, and the out-of-box
+run's ``out_of_box_caption.png`` and ``out_of_box_locate.png``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -370,3 +372,35 @@ def test_a_concept_removed_elsewhere_gives_a_message(app_server, page):
     expect(_field(page, "edit-category")).to_have_value("", timeout=WAIT_MS)
     expect(_field(page, "edit-pick")).to_have_value("")
     assert _bare_errors(page) == []
+
+
+def test_a_fresh_folder_gets_captions_that_name_the_concept_and_a_box(tmp_path, page):
+    """``repic app`` as a new user meets it: a fresh folder, nothing but the package. With no demo run and no
+    arguments it opens the tiny RePIC model shipped in the package and a copy of the shipped held-out
+    concepts, retrieving with the shipped base's tower: a caption of a held-out world scene names the
+    concept it shows, and "Where is it?" draws a box (screenshots ``out_of_box_caption.png``,
+    ``out_of_box_locate.png``)."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    app = Server(["app"], free_port(), tmp_path / "app.log", ready_path="/", cwd=fresh)
+    try:
+        log = app.log.read_text()
+        assert "tiny RePIC model shipped with repic" in log and "retrieval: tower" in log, log
+        page.goto(app.url, wait_until="networkidle")
+        _upload_photo(page, EXAMPLES / "dana.png")
+        page.locator("#caption-button").click()
+        info = page.locator("#caption-info")
+        sync_api.expect(info).to_contain_text("Names in the caption:", timeout=2 * WAIT_MS)
+        assert re.search(r"Names in the caption: <dana>", info.inner_text()), info.inner_text()
+        assert "<dana>" in page.locator("#caption").inner_text()
+        page.screenshot(path=tmp_path / "out_of_box_caption.png", full_page=True)
+
+        page.get_by_text("Ask about one concept").click()
+        _choose(page, "asked", "<dana>")
+        page.locator("#locate-button").click()
+        answer = page.locator("#ask-info")
+        sync_api.expect(answer).to_contain_text("<dana> at [", timeout=WAIT_MS)
+        page.screenshot(path=tmp_path / "out_of_box_locate.png", full_page=True)
+        assert (fresh / "repic-concepts" / "database.json").is_file()  # the copy the app edits, in the folder
+    finally:
+        app.stop()

@@ -15,7 +15,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 
-from serving import EXAMPLES, Server, copy_shipped_database, free_port, png_bytes  # noqa: E402
+from serving import EXAMPLES, Server, api_error, copy_shipped_database, example_photo, free_port, png_bytes  # noqa: E402
 
 KEY = "test-key"
 pytestmark = pytest.mark.slow
@@ -45,18 +45,6 @@ def client(server):
         yield http
 
 
-def _error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == status
-    assert "Traceback" not in response.text
-    return body["error"]["message"]
-
-
-def _photo(name: str = "dana.png") -> tuple[str, bytes, str]:
-    return (name, (EXAMPLES / name).read_bytes(), "image/png")
-
-
 def test_health_and_docs_are_open(server):
     health = httpx.get(server.url + "/healthz").json()
     assert health["status"] == "ok" and health["concepts"] == 16
@@ -67,9 +55,9 @@ def test_health_and_docs_are_open(server):
 
 
 def test_api_key_is_required(server):
-    assert "API key" in _error(httpx.get(server.url + "/v1/concepts"), 401)
+    assert "API key" in api_error(httpx.get(server.url + "/v1/concepts"), 401)
     wrong = httpx.get(server.url + "/v1/concepts", headers={"X-API-Key": "nope"})
-    assert "wrong" in _error(wrong, 401)
+    assert "wrong" in api_error(wrong, 401)
     assert httpx.get(server.url + "/v1/concepts", headers={"X-API-Key": KEY}).status_code == 200
 
 
@@ -79,48 +67,48 @@ def test_concepts_list_get_and_unknown(client):
     assert client.get("/v1/concepts/dana").json()["category"] == "cat"
     image = client.get("/v1/concepts/dana/images/1")
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
-    message = _error(client.get("/v1/concepts/danna"), 404)
+    message = api_error(client.get("/v1/concepts/danna"), 404)
     assert "<danna>" in message and "did you mean <dana>" in message
-    assert "1 to 2" in _error(client.get("/v1/concepts/dana/images/3"), 404)
+    assert "1 to 2" in api_error(client.get("/v1/concepts/dana/images/3"), 404)
 
 
 def test_create_update_delete_concept(client, server):
-    files = [("images", _photo()), ("images", ("second.png", png_bytes(Image.new("RGB", (56, 56), "red")), "image/png"))]
+    files = [("images", example_photo()), ("images", ("second.png", png_bytes(Image.new("RGB", (56, 56), "red")), "image/png"))]
     created = client.post("/v1/concepts", data={"tag": "mimi", "category": "cat", "info": "my cat"}, files=files)
     assert created.status_code == 201, created.text
     assert created.json()["tag"] == "<mimi>" and len(created.json()["images"]) == 2
     on_disk = json.loads(server.database.read_text())["concept_dict"]["<mimi>"]
     assert on_disk["info"] == "my cat" and (server.database.parent / on_disk["image"]).is_file()
 
-    again = client.post("/v1/concepts", data={"tag": "<mimi>", "category": "cat"}, files=[("images", _photo())])
-    assert "already in the database" in _error(again, 409)
+    again = client.post("/v1/concepts", data={"tag": "<mimi>", "category": "cat"}, files=[("images", example_photo())])
+    assert "already in the database" in api_error(again, 409)
     assert client.patch("/v1/concepts/mimi", data={"info": "my old cat"}).json()["info"] == "my old cat"
-    assert "category" in _error(client.patch("/v1/concepts/mimi", data={"category": " "}), 400)
+    assert "category" in api_error(client.patch("/v1/concepts/mimi", data={"category": " "}), 400)
     old_files = [server.database.parent / p for p in on_disk["images"]]
-    replaced = client.patch("/v1/concepts/mimi", files=[("images", _photo("fudu_dape.png"))])
+    replaced = client.patch("/v1/concepts/mimi", files=[("images", example_photo("fudu_dape.png"))])
     assert replaced.status_code == 200 and len(replaced.json()["images"]) == 1
     assert replaced.json()["info"] == "my old cat" and not any(path.exists() for path in old_files)
     stored = Image.open(io.BytesIO(client.get("/v1/concepts/mimi/images/1").content)).convert("RGB")
     assert np.array_equal(np.asarray(stored), np.asarray(Image.open(EXAMPLES / "fudu_dape.png").convert("RGB")))
     assert client.delete("/v1/concepts/mimi").json() == {"deleted": "<mimi>"}
-    _error(client.get("/v1/concepts/mimi"), 404)
-    _error(client.delete("/v1/concepts/mimi"), 404)
+    api_error(client.get("/v1/concepts/mimi"), 404)
+    api_error(client.delete("/v1/concepts/mimi"), 404)
     assert "<mimi>" not in json.loads(server.database.read_text())["concept_dict"]
 
 
 def test_bad_concept_inputs(client):
     text = ("notes.txt", b"not an image at all", "text/plain")
-    assert "does not decode as an image" in _error(
+    assert "does not decode as an image" in api_error(
         client.post("/v1/concepts", data={"tag": "bad", "category": "cat"}, files=[("images", text)]), 415)
-    assert "a concept name is 1 to 64 characters" in _error(
-        client.post("/v1/concepts", data={"tag": " ", "category": "cat"}, files=[("images", _photo())]), 400)
-    missing = _error(client.post("/v1/concepts", data={"tag": "x"}, files=[("images", _photo())]), 422)
+    assert "a concept name is 1 to 64 characters" in api_error(
+        client.post("/v1/concepts", data={"tag": " ", "category": "cat"}, files=[("images", example_photo())]), 400)
+    missing = api_error(client.post("/v1/concepts", data={"tag": "x"}, files=[("images", example_photo())]), 422)
     assert "category" in missing
     assert "bad" not in {c["tag"] for c in client.get("/v1/concepts").json()["concepts"]}
 
 
 def test_caption_by_retrieval_and_given(client):
-    found = client.post("/v1/caption", files={"image": _photo()}, data={"top_k": "2"})
+    found = client.post("/v1/caption", files={"image": example_photo()}, data={"top_k": "2"})
     assert found.status_code == 200, found.text
     body = found.json()
     assert body["mode"] == "retrieve" and len(body["retrieved"]) == 2 and body["caption"]
@@ -130,47 +118,47 @@ def test_caption_by_retrieval_and_given(client):
     assert set(body["timings"]) == {"retrieval_s", "generation_s", "total_s"}
     assert body["new_tokens"] <= 24
 
-    given = client.post("/v1/caption", files={"image": _photo()}, data={"mode": "given", "concepts": "dana,dape"})
+    given = client.post("/v1/caption", files={"image": example_photo()}, data={"mode": "given", "concepts": "dana,dape"})
     assert given.json()["concepts_shown"] == ["<dana>", "<dape>"] and given.json()["retrieved"] == []
-    assert "concepts" in _error(client.post("/v1/caption", files={"image": _photo()}, data={"mode": "given"}), 400)
-    assert "<nope>" in _error(
-        client.post("/v1/caption", files={"image": _photo()}, data={"mode": "given", "concepts": "nope"}), 404)
-    assert "'retrieve'" in _error(client.post("/v1/caption", files={"image": _photo()}, data={"mode": "x"}), 400)
-    assert "between 1 and 512" in _error(
-        client.post("/v1/caption", files={"image": _photo()}, data={"max_new_tokens": "9999"}), 400)
+    assert "concepts" in api_error(client.post("/v1/caption", files={"image": example_photo()}, data={"mode": "given"}), 400)
+    assert "<nope>" in api_error(
+        client.post("/v1/caption", files={"image": example_photo()}, data={"mode": "given", "concepts": "nope"}), 404)
+    assert "'retrieve'" in api_error(client.post("/v1/caption", files={"image": example_photo()}, data={"mode": "x"}), 400)
+    assert "between 1 and 512" in api_error(
+        client.post("/v1/caption", files={"image": example_photo()}, data={"max_new_tokens": "9999"}), 400)
 
 
 def test_caption_from_a_path_inside_the_root_only(client):
     assert client.post("/v1/caption", data={"path": "dana.png"}).status_code == 200
-    assert "outside the allowed root" in _error(client.post("/v1/caption", data={"path": "../secret.png"}), 403)
-    assert "outside the allowed root" in _error(client.post("/v1/caption", data={"path": "/etc/passwd"}), 403)
-    assert "no file" in _error(client.post("/v1/caption", data={"path": "missing.png"}), 404)
-    both = client.post("/v1/caption", data={"path": "dana.png"}, files={"image": _photo()})
-    assert "exactly one" in _error(both, 400)
+    assert "outside the allowed root" in api_error(client.post("/v1/caption", data={"path": "../secret.png"}), 403)
+    assert "outside the allowed root" in api_error(client.post("/v1/caption", data={"path": "/etc/passwd"}), 403)
+    assert "no file" in api_error(client.post("/v1/caption", data={"path": "missing.png"}), 404)
+    both = client.post("/v1/caption", data={"path": "dana.png"}, files={"image": example_photo()})
+    assert "exactly one" in api_error(both, 400)
 
 
 def test_oversized_and_non_image_uploads(client):
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8))
     big = ("noise.png", png_bytes(noise), "image/png")
-    assert "larger than the limit" in _error(client.post("/v1/caption", files={"image": big}), 413)
+    assert "larger than the limit" in api_error(client.post("/v1/caption", files={"image": big}), 413)
     wide = ("wide.png", png_bytes(Image.new("RGB", (1200, 1000), "blue")), "image/png")
-    assert "1200 x 1000 pixels" in _error(client.post("/v1/caption", files={"image": wide}), 413)
-    assert "PNG, JPEG" in _error(client.post("/v1/caption", files={"image": ("a.png", b"GIF8 nope", "image/png")}), 415)
+    assert "1200 x 1000 pixels" in api_error(client.post("/v1/caption", files={"image": wide}), 413)
+    assert "PNG, JPEG" in api_error(client.post("/v1/caption", files={"image": ("a.png", b"GIF8 nope", "image/png")}), 415)
 
 
 def test_recognize_and_locate(client):
-    said = client.post("/v1/recognize", files={"image": _photo()}, data={"concept": "dana"}).json()
+    said = client.post("/v1/recognize", files={"image": example_photo()}, data={"concept": "dana"}).json()
     assert said["concept"] == "<dana>" and said["answer"] in ("yes", "no", None)
     assert said["present"] == (None if said["answer"] is None else said["answer"] == "yes")
-    box = client.post("/v1/locate", files={"image": _photo()}, data={"concept": "<dana>"}).json()
+    box = client.post("/v1/locate", files={"image": example_photo()}, data={"concept": "<dana>"}).json()
     assert box["concept"] == "<dana>" and "raw" in box
     # the shipped RePIC model is asked in the list style it was trained with, and answers a box
     assert len(box["box"]) == 4 and all(0 <= v <= 112 for v in box["box"]), box["raw"]
-    _error(client.post("/v1/recognize", files={"image": _photo()}, data={"concept": "nope"}), 404)
+    api_error(client.post("/v1/recognize", files={"image": example_photo()}, data={"concept": "nope"}), 404)
 
 
 def test_unknown_route_is_json(client):
-    assert "no such route" in _error(client.get("/v1/nothing"), 404)
+    assert "no such route" in api_error(client.get("/v1/nothing"), 404)
 
 
 def test_openai_client_chat_completions(server):
