@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 import pytest
@@ -56,6 +57,18 @@ def noisy_policy():
         for parameter in loaded.model.parameters():
             parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
     return loaded
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_as_in_a_terminal():
+    """Ctrl-C handled as in a terminal, also when the suite runs in a background job.
+
+    A shell starts a background job with SIGINT ignored, and an ignored signal stays ignored in every
+    child, where Python then never raises ``KeyboardInterrupt``: the tests of what Ctrl-C does would test
+    nothing. With a handler here, children start with the default action, as under a terminal.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
