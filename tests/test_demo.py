@@ -25,15 +25,16 @@ from safetensors.torch import load_file
 
 from repic.concepts.database import load_database
 from repic.errors import RepicError
+from repic.evaluate import models as evaluate_module
 from repic.evaluate.intervals import caption_outcomes, rate_outcomes
+from repic.evaluate.models import query_outcomes
+from repic.shipped import shipped_base_path
 from repic.train import load_config
 from repic.world.demo import claims as claims_module
-from repic.world.demo import evaluate as evaluate_module
 from repic.world.demo import pipeline as pipeline_module
 from repic.world.demo import settings as settings_module
 from repic.world.demo import stages as stages_module
 from repic.world.demo.claims import claim_checks
-from repic.world.demo.evaluate import query_outcomes
 from repic.world.demo.pipeline import MODELS, training_configs
 from repic.world.demo.settings import FULL_WORLD, GRPO_RECIPE, QUICK_WORLD, demo_settings, scaled_world
 from repic.world.demo.stages import DEMO_FILE, STAGES_DIR, DemoPaths, StageBook, open_run_folder
@@ -674,3 +675,52 @@ def test_quick_and_full_settings():
     assert demo_settings(lanes=1).lanes == 1 and full.lanes == min(2, settings_module.usable_cores())
     with pytest.raises(RepicError, match="--lanes is 1"):
         demo_settings(lanes=3)
+
+
+def _sections(markdown: str, first: str, last: str) -> str:
+    """The report's text from the heading ``first`` up to the heading ``last``."""
+    return markdown[markdown.index(f"## {first}"):markdown.index(f"## {last}")]
+
+
+def test_repic_report_on_the_demos_evaluations_gives_the_demos_tables(quick, tmp_path):
+    """``repic report`` over the demo's evaluation folders (any user's models would be the same): the same
+    tables as the demo's own report, the models, every seed and every interval; the claims asked for."""
+    out, _, results = quick
+    evaluations = out / "eval"
+    models = [f"--model={label}=" + ",".join(str(evaluations / name) for name in names) for label, names in (
+        ("base", ["base"]), ("start", ["start"]), ("sft", ["sft-s0", "sft-s1"]), ("repic", ["repic-s0", "repic-s1"]),
+        ("faithful", ["faithful-s0", "faithful-s1"]))]
+    code, printed = run_repic("report", tmp_path / "report", *models, "--claim", "repic>base", "--claim", "repic>sft",
+                              "--seeds", "0,1")
+    assert code == 0, printed
+    made = json.loads((tmp_path / "report" / "results.json").read_text(encoding="utf-8"))
+    for key in ("models", "seeds", "per_seed", "summaries"):
+        assert made[key] == results[key], key
+    ours = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    demos = (out / "report" / "report.md").read_text(encoding="utf-8")
+    assert _sections(ours, "Models", "The claim, checked") == _sections(demos, "Models", "The claim, checked")
+    # the claims: "repic > base" on every measure, as the demo states them; "repic > sft" on every measure
+    demo_checks = {check["statement"]: check for check in results["checks"]}
+    for check in made["checks"]:
+        statement = check["statement"]
+        if statement.startswith("repic > base, "):
+            twin = demo_checks["RePIC > base, " + statement.removeprefix("repic > base, ")]
+            assert {k: v for k, v in check.items() if k != "statement"} == {
+                k: v for k, v in twin.items() if k != "statement"}
+    assert sum(c["statement"].startswith("repic > sft, ") for c in made["checks"]) == 7  # 5 caption, OCT, VLT
+    assert (tmp_path / "report" / "gallery.html").is_file() and (tmp_path / "report" / "seeds.png").is_file()
+    assert "repic > base, 1 concept F1: " in printed
+
+
+def test_repic_eval_model_evaluates_any_model_on_a_build_as_the_demo_does(quick, tmp_path):
+    out, _, results = quick
+    code, printed = run_repic("eval", "model", out / "runs" / "repic-s0" / "final", out / "data", "--out",
+                              tmp_path / "mine", "--label", "repic", "--embedder", f"tower:{shipped_base_path()}")
+    assert code == 0, printed
+    mine = json.loads((tmp_path / "mine" / "model_result.json").read_text(encoding="utf-8"))["models"][0]
+    theirs = next(row for row in results["per_seed"]["repic"] if row["seed"] == 0)
+    assert mine["captions"] == theirs["captions"] and mine["recognition"] == theirs["recognition"]
+    assert mine["localization"] == theirs["localization"]  # the model's own box style, read from its run
+    again, said = run_repic("eval", "model", out / "runs" / "repic-s0" / "final", out / "data", "--out",
+                            tmp_path / "mine")
+    assert again == 2 and "--overwrite" in said

@@ -10,8 +10,8 @@ from repic.atomic import atomic_write_jsonl
 from repic.concepts.database import ConceptDatabase
 from repic.errors import RepicError
 from repic.evaluate import F1, RATE
+from repic.evaluate.models import CAPTION_EVALUATIONS, query_outcomes, score_model
 from repic.records import Concept
-from repic.world.demo.evaluate import CAPTION_EVALUATIONS, query_outcomes, score_model
 
 
 def caption(concepts: list[str], prediction: str, offered: list[str] | None = None) -> dict:

@@ -589,3 +589,44 @@ def test_the_summary_updater_explains_a_missing_results_file_and_a_file_that_is_
     assert readme.read_text(encoding="utf-8") == f"{SECTION_START}\n{SECTION_END}\n"
     assert summary_main([str(report.results), str(tmp_path / "missing.md")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_claims_module_doctests_pass():
+    import doctest
+
+    from repic.report import claims
+
+    assert doctest.testmod(claims).failed == 0 and doctest.testmod(claims).attempted >= 1
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("repic", "is not LABEL=DIR"), ("=eval/a", "is not LABEL=DIR"), ("repic=", "is not LABEL=DIR"),
+])
+def test_report_model_specs_say_their_form(spec, message):
+    from repic.report.compare import parse_model
+
+    with pytest.raises(RepicError, match=message):
+        parse_model(spec)
+
+
+def test_report_model_and_claim_specs_are_read():
+    from repic.report.compare import parse_claim, parse_model
+
+    assert parse_model("repic=eval/s0,eval/s1") == ("repic", [Path("eval/s0"), Path("eval/s1")])
+    assert parse_claim(" repic > base ") == ("repic", "base")
+    with pytest.raises(RepicError, match="is not BETTER>OTHER"):
+        parse_claim("repic")
+
+
+def test_compare_models_refuses_unknown_claims_and_uneven_seeds(tmp_path):
+    from repic.concepts import ConceptDatabase
+    from repic.report.compare import compare_models
+
+    database = ConceptDatabase(tmp_path / "database.json")
+    runs = {"a": [tmp_path / "a0", tmp_path / "a1"], "b": [tmp_path / "b0", tmp_path / "b1", tmp_path / "b2"]}
+    with pytest.raises(RepicError, match="names 'c', which is not a --model"):
+        compare_models(runs, database, claims=[("a", "c")])
+    with pytest.raises(RepicError, match="as many folders each"):
+        compare_models(runs, database)
+    with pytest.raises(RepicError, match="--seeds names 3 seeds for 2 folders"):
+        compare_models({"a": runs["a"]}, database, seeds=[0, 1, 2])

@@ -25,6 +25,7 @@ from . import (
     judge_cmd,
     merge_cmd,
     models_cmd,
+    report_cmd,
     serve_cmd,
     train_cmd,
 )
@@ -43,6 +44,7 @@ app.add_typer(train_cmd.app, name="train")
 app.add_typer(judge_cmd.app, name="eval")  # `repic eval FILE...` scores; `repic eval judge A B`
 app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)
+app.command("report")(report_cmd.report_command)
 app.command("serve")(serve_cmd.serve_command)
 app.command("app")(serve_cmd.app_command)
 

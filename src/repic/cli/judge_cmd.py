@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..errors import RepicError
 from ..outputs import check_output_folder
-from . import eval_cmd
+from . import eval_cmd, report_cmd
 from .console import console, err_console, say
 
 CACHE, SUMMARY, JUDGEMENTS = "cache.jsonl", "summary.json", "judgements.jsonl"
@@ -45,6 +45,7 @@ app = typer.Typer(
          "(repic eval judge A B).",
 )
 app.command("score")(eval_cmd.eval_command)
+app.command("model")(report_cmd.eval_model_command)
 
 
 @app.command("judge")

@@ -71,7 +71,7 @@ def _cells() -> dict[str, str]:
     return {**cells, "oct": "OCT accuracy", "vlt": "VLT accuracy (IoU >= 0.5)"}
 
 
-# The measures summarized over seeds, keyed as ``repic.world.demo.evaluate.query_outcomes`` keys them.
+# The measures summarized over seeds, keyed as ``repic.evaluate.models.query_outcomes`` keys them.
 CELLS: dict[str, str] = _cells()
 
 

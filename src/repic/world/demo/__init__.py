@@ -8,9 +8,15 @@ files, ``claims`` judges the paper's claim over the seeds. ``repic demo`` is the
 
 from __future__ import annotations
 
+from ...evaluate.models import (
+    CAPTION_EVALUATIONS,
+    EvalSettings,
+    evaluate_model,
+    gallery_rows,
+    read_model_result,
+)
 from ...report import ClaimCheck
 from .claims import claim_checks
-from .evaluate import CAPTION_EVALUATIONS, EvalSettings, evaluate_model, gallery_rows, read_model_result
 from .pipeline import MODELS, DemoOutcome, run_demo
 from .settings import DemoSettings, demo_settings
 from .stages import DemoInterrupted

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...evaluate.models import EvalSettings
 from .claims import FAITHFUL, SFT
-from .evaluate import EvalSettings
 from .settings import FAITHFUL_ABSENT_REFERENCES, GRPO_RECIPE, SFT_RECIPE, DemoSettings
 from .stages import DemoPaths, run_name, seeded_kinds
 

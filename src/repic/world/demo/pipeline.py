@@ -39,12 +39,13 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ...evaluate.models import EvalSettings, evaluate_model, gallery_rows
 from ...progress import Progress
 from ...report import Results, RewardKeys, WrittenReport, describe_machine, write_report
+from ...report.compare import collect
 from ...tasks import TASKS
 from .claims import FAITHFUL, ONCE, REPIC, SEEDED, SFT, claim_checks, seed_summaries
 from .commands import equivalent_commands
-from .evaluate import EvalSettings, evaluate_model, gallery_rows, query_outcomes, read_model_result
 from .lanes import LaneInterrupted, SecondLane
 from .settings import FAITHFUL_ABSENT_REFERENCES, GRPO_RECIPE, SFT_RECIPE, DemoSettings, sft_steps_for
 from .stages import (
@@ -248,8 +249,8 @@ def run_demo(
     started = time.perf_counter()
     database = load_database(paths.data / "eval" / "database.json")
     runs = {label: [paths.evaluation(name) for name in evaluated_runs(settings, label)] for label in model_labels(settings)}
-    per_label = {label: [read_model_result(folder) for folder in folders] for label, folders in runs.items()}
-    outcomes = {label: [query_outcomes(folder, database) for folder in folders] for label, folders in runs.items()}
+    collected = collect(runs, database)  # what `repic report` reads, read the same way
+    per_label, outcomes = collected.results, collected.outcomes
     results = Results(
         models=[per_label[label][0] for label in model_labels(settings)],
         title=f"RePIC demo ({settings.mode}): tiny Qwen2.5-VL on held-out concepts of the synthetic world",

@@ -1,20 +1,22 @@
-"""Evaluate one model folder on a build's held-out evaluation files, as the demo's report needs it.
+"""Evaluate any model on a ``repic data build`` evaluation folder, as the demo does: predictions, scores,
+per-query outcomes and gallery rows that ``repic report`` (``repic.report``) turns into a report.
 
 ``evaluate_model`` answers, with greedy decoding:
 
-- the caption files ``eval/single.jsonl``, ``two.jsonl`` and ``four.jsonl`` in *skip-retrieval* mode (the
-  true concepts' references are shown), and ``single`` and ``two`` again in *retrieval* mode (the top-K
-  concepts retrieved from the held-out ``database.json`` by the tiny base's own pretrained vision tower,
-  ``tower:`` in ``repic.concepts.tower``, K = 2 as in the paper), so a reference shown may be of a concept
-  that is not in the image; how often the first retrieved concept is in the image, and how many true
-  concepts the top K hold, are counted too;
+- the caption files ``eval/single.jsonl``, ``two.jsonl`` and ``four.jsonl`` in *given* mode (the true
+  concepts' references are shown), and ``single`` and ``two`` again in *retrieval* mode (the top-K
+  concepts retrieved from the evaluation ``database.json`` with ``EvalSettings.embedder``; the demo uses
+  the tiny base's own vision tower; K = 2 as in the paper), so a reference shown may be of a concept that
+  is not in the image; how often the first retrieved concept is in the image, and how many true concepts
+  the top K hold, are counted too;
 - the OCT and VLT files (``eval/oct.jsonl``, ``eval/vlt.jsonl``), asked as RePIC trains them, boxes in the
-  training recipe's box style (``EvalSettings.box_style``).
+  model's box style (``EvalSettings.box_style``; by default the style its training recorded).
 
 It writes one predictions file per evaluation (``<evaluation>.jsonl``, the JSONL rows ``repic eval``
 reads, plus the query's and the shown references' image paths for the gallery; every image path is
 written relative to the predictions' folder, so a moved run folder still finds them) and a
-``ModelResult`` (``model_result.json``). What it chose and why:
+``ModelResult`` (``model_result.json``), and ``evaluation.json`` naming the model, the build and its
+database. What it chose and why:
 
 - **Scores come from the files just written**, read back with ``repic.evaluate.load_predictions`` and
   scored by the evaluation engine as ``repic eval`` scores them (``repic.evaluate.score_predictions``:
@@ -25,9 +27,8 @@ written relative to the predictions' folder, so a moved run folder still finds t
 - **Absent named** counts captions that name a concept the prompt offered (a reference shown) that is not
   in the image, by the strict scorer's whole-name matching. In skip-retrieval files every reference is a
   true concept, so nothing can be counted there and the count is left empty rather than reported as 0.
-- **A query that cannot be answered is an error**, not a skipped row: the evaluation files come from the
-  demo's own build, so a missing image means a broken build, and a silently shorter evaluation would
-  change the numbers.
+- **A query that cannot be answered is an error**, not a skipped row: a missing image means a broken
+  build, and a silently shorter evaluation would change the numbers.
 - **Answers are as long as the captioner's default allows** (``GenerationSettings().max_new_tokens``, 128
   tokens, greedy), the same for every model and longer than the 48 tokens the demo recipe trains with: a
   caption that names four concepts with a phrase each needs about 60 tokens, and an evaluation cut at the
@@ -45,10 +46,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...atomic import atomic_write_json, atomic_write_jsonl
-from ...concepts.database import ConceptDatabase, load_database
-from ...errors import RepicError
-from ...evaluate import (
+from ..atomic import atomic_write_json, atomic_write_jsonl
+from ..concepts.database import ConceptDatabase, load_database
+from ..errors import RepicError
+from ..inference.generate import GenerationSettings
+from ..progress import Progress
+from ..report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
+from . import (
     LoadedPredictions,
     QueryOutcomes,
     caption_outcomes,
@@ -63,12 +67,10 @@ from ...evaluate import (
     score_predictions,
     strict_row_outcomes,
 )
-from ...inference.generate import GenerationSettings
-from ...progress import Progress
-from ...report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
 
 EVAL_DIR = "eval"
 RESULT_FILE = "model_result.json"
+SOURCE_FILE = "evaluation.json"  # what was evaluated on what: the model, the build, its database
 # Caption evaluations (the report's keys) -> (evaluation file, captioner mode).
 CAPTION_EVALUATIONS: dict[str, tuple[str, str]] = {
     "single": ("single.jsonl", "given"),
@@ -89,7 +91,7 @@ class EvalSettings:
     batch_size: int = 16
     top_k: int = 2
     embedder: str = "builtin"
-    box_style: str = "json"  # how VLT asks for the box: the GRPO recipe's ``data.box_style``
+    box_style: str | None = None  # how VLT asks for the box; None: the style the model's training recorded
 
 
 def predictions_path(out_dir: str | os.PathLike, evaluation: str) -> Path:
@@ -108,8 +110,9 @@ def evaluate_model(
     progress: Progress | None = None,
 ) -> ModelResult:
     """Answer every evaluation of ``build_dir`` with ``model``; write predictions and result to ``out_dir``."""
-    from ...concepts.retrieve import open_retriever
-    from ...inference import Captioner, load_for_captioning, read_eval_file
+    from ..concepts.retrieve import open_retriever
+    from ..inference import Captioner, load_for_captioning, read_eval_file
+    from ..inference.caption import trained_box_style
 
     say = progress or (lambda line: None)
     eval_dir = Path(build_dir) / EVAL_DIR
@@ -119,7 +122,7 @@ def evaluate_model(
     generation = GenerationSettings(max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
     captioner = Captioner(
         policy.model, policy.processor, database=database, retriever=retriever, settings=generation,
-        box_style=settings.box_style,
+        box_style=settings.box_style or trained_box_style(model) or "json",
     )
     out = Path(out_dir)
     runs = [(key, file, mode) for key, (file, mode) in CAPTION_EVALUATIONS.items()]
@@ -132,13 +135,26 @@ def evaluate_model(
             first = run.skipped[0]
             raise RepicError(
                 f"{len(run.skipped)} of {len(queries)} queries of {eval_dir / file} could not be answered "
-                f"({first.query.where}: {first.reason}); rebuild the demo's data (repic demo --fresh)"
+                f"({first.query.where}: {first.reason}); rebuild the evaluation data (`repic data build`)"
             )
         atomic_write_jsonl(predictions_path(out, key), [_prediction_row(result, out) for result in run.results])
         say(f"{label}: {key} ({mode}), {len(run.results)} answers in {time.perf_counter() - started:.1f} s")
     result = score_model(out, label=label, description=description, database=database)
+    atomic_write_json(out / SOURCE_FILE, {"model": str(model), "build": str(Path(build_dir).absolute()),
+                                          "database": _relative_to(eval_dir / "database.json", out)})
     atomic_write_json(out / RESULT_FILE, Results(models=[result], title=label).to_json())
     return result
+
+
+def evaluation_database(out_dir: str | os.PathLike) -> ConceptDatabase:
+    """The concept database an ``evaluate_model`` folder was scored with (named in its ``evaluation.json``)."""
+    path = Path(out_dir) / SOURCE_FILE
+    try:
+        source = json.loads(path.read_text(encoding="utf-8"))
+        return load_database(_resolved(out_dir, source["database"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RepicError(f"cannot read {path} ({exc}); evaluate the model again (`repic eval model`), or name "
+                         "the evaluation's database.json with --database") from None
 
 
 def _prediction_row(result: Any, folder: Path) -> dict[str, Any]:
@@ -300,7 +316,7 @@ def read_model_result(out_dir: str | os.PathLike) -> ModelResult:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RepicError(
-            f"cannot read {path} ({exc}); evaluate the model again (repic demo --fresh)"
+            f"cannot read {path} ({exc}); evaluate the model again (`repic eval model`)"
         ) from None
     return Results.from_json(document, str(path)).models[0]
 
@@ -326,7 +342,7 @@ def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) 
                 if len(predictions) <= index or _query_of(predictions[index]) != _query_of(row):
                     raise RepicError(
                         f"the {key} predictions of {label} ({outputs[label]}) do not answer the same queries in "
-                        "the same order as the other models'; evaluate the models again (repic demo --fresh)"
+                        "the same order as the other models'; evaluate the models again (`repic eval model`)"
                     )
             rows.append(
                 GalleryRow(
