@@ -367,3 +367,18 @@ def test_a_models_trained_box_style_is_read_from_its_run_record(tmp_path):
     assert trained_box_style(final) == "list"
     (final / "repic_run.json").write_text('{"method": "grpo", "box_style": "json"}')
     assert trained_box_style(final) == "json"
+
+
+def test_caption_job_is_what_repic_caption_does_as_a_library_call(world, tmp_path):
+    from repic.inference.job import CaptionJob, caption_job
+
+    job = CaptionJob("tiny-base", tmp_path / "out", images=[world / "scenes" / "s0.png", world / "scenes" / "s1.png"],
+                     database=world / "eval" / "database.json", concepts=["bako"],
+                     generation=GenerationSettings(max_new_tokens=4))
+    outcome = caption_job(job)
+    assert [Path(r.query.label).name for r in outcome.run.results] == ["s0.png", "s1.png"]
+    assert set(outcome.written) == {"captions.json", "captions.jsonl", "summary.json"}
+    rows = json.loads((tmp_path / "out" / "captions.json").read_text())
+    assert [row[1] for row in rows] == [["<bako>"], ["<bako>"]]  # the concepts given are the truth
+    with pytest.raises(RepicError, match="already holds captions.json"):
+        caption_job(job)  # before any model loads

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from repic.cli import INTERRUPTED_EXIT, caption_cmd
+from repic.cli import INTERRUPTED_EXIT
 from repic.concepts import ConceptDatabase
+from repic.inference import job as caption_job_module
 from repic.records import Concept
 from repic.shipped import shipped_base_path
 
@@ -57,7 +58,7 @@ def test_an_interrupt_inside_a_command_is_said_too(run_cli, monkeypatch, caption
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(caption_cmd, "_queries", interrupted)
+    monkeypatch.setattr(caption_job_module, "_queries", interrupted)
     result = run_cli(*caption_args)
     assert result.exit_code == INTERRUPTED_EXIT
     assert result.stderr.strip() == "interrupted" and "Traceback" not in result.stderr
