@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from repic.concepts.detect import Detection, ObjectDetector, box_iou, suppress_overlaps
+from repic.concepts.detect import Detection, ObjectDetector, standard_box_iou, suppress_overlaps
 from repic.concepts.embed import HFImageEmbedder, load_embedder
 from repic.concepts.retrieve import Retriever
 from repic.errors import RepicError
@@ -186,8 +186,8 @@ def test_a_model_that_is_not_a_detector_is_refused(embedders, owlv2):
         ((0, 0, 10, 10), (10, 0, 20, 10), 0.0, "touching edges share no area"),
     ],
 )
-def test_box_iou_by_hand(a, b, iou, why):
-    assert box_iou(a, b) == pytest.approx(iou), why
+def test_standard_box_iou_by_hand(a, b, iou, why):
+    assert standard_box_iou(a, b) == pytest.approx(iou), why
 
 
 def test_overlapping_detections_keep_the_best():

@@ -14,7 +14,6 @@ from repic.errors import RepicError
 from repic.rewards import (
     RewardOptions,
     TaskReward,
-    box_iou,
     completion_text,
     compute,
     explain,
@@ -24,6 +23,7 @@ from repic.rewards import (
     is_degenerate,
     make_reward_funcs,
     oct_reward,
+    official_box_iou,
     parse_box,
     repetition_rate,
     vlt_reward,
@@ -126,8 +126,8 @@ def test_parse_box(text, strict, lenient):
         ((5, 5, 5, 5), (5, 5, 5, 5), 0.0),  # two empty boxes: union 0 is clamped to 1, no division by zero
     ],
 )
-def test_box_iou_official_arithmetic(pred, truth, iou):
-    assert box_iou(pred, truth) == pytest.approx(iou)
+def test_official_box_iou_arithmetic(pred, truth, iou):
+    assert official_box_iou(pred, truth) == pytest.approx(iou)
 
 
 @pytest.mark.parametrize(

@@ -4,33 +4,22 @@ and the detectors', the merge check's, the judge's, pretraining's and the tiny t
 Two layouts exist, and both are kept because each matches a checkpoint users have:
 
 * **Training** (the official RePIC GRPO script): one user turn holding every image first (references, then
-  the query), then one text. The sample file stores the bare ``problem``; the answer instruction is added
-  when the prompt is built, as the official script does, so a file built here trains unchanged there and
-  an official file trains unchanged here:
-
-  - OCT: ``problem + " The final answer must be either 'yes' or 'no' with no additional output."``
-  - VLT: ``problem + " For bounding box coordinates, return the final answer in JSON format."``
-  - ICT (single and multi): ``problem`` plus a suffix drawn per prompt, the official anti-overfitting
-    trick: "Output the final answer including its name." (1/5), "Output the final answer without
-    duplicating the given information." (1/5), nothing (3/5). The draw uses the caller's seeded
-    ``random.Random`` so a run is reproducible.
-
+  the query), then one text. The sample file stores the bare ``problem``; the answer instruction (OCT, VLT)
+  or the ICT suffix, drawn per prompt with the caller's seeded ``random.Random``, is added when the prompt
+  is built, as the official script does, so a sample file trains unchanged in either code.
 * **Inference** (RAP / RePIC captioning scripts): a system prompt, then each reference image followed by
   ``"N. Name: <x>, Info: ..."``, then the query image with ``"This is the query image. <question>"``.
-  The evaluation questions are the official three, cycled over the evaluation rows; the official
-  zero-shot baseline appends ``ICT_SUFFIX_WITH_NAME`` to the question.
+  The evaluation questions are the official three, cycled over the evaluation rows.
 
 Names in prompts are always the bracketed tag (``<bo>``): it is the string the rewards and the scorer look
-for, while the RAP scripts print ``<name>`` from the database's display name, which breaks when the two
-differ (``"Iron Man"`` vs ``<ironman>``).
-
-VLT answers: the official reward reads the first ``[x1, y1, x2, y2]`` integer list in the output, and
-Qwen2.5-VL answers the "JSON format" instruction with ``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]``;
-both styles below contain that list, so either parses. ``"json"`` (the default) keeps the official
-instruction; ``"list"`` asks for the bare list, which smaller models follow more reliably.
+for. VLT answers: ``"json"`` (the default) keeps the official instruction, ``"list"`` asks for the bare
+``[x1, y1, x2, y2]`` list, which smaller models follow more reliably; either answer holds the list the
+reward reads.
 
 Messages are in the TRL / Hugging Face chat format, ``{"type": "image"}`` placeholders with the images
 passed separately, exactly one placeholder per image.
+
+In full: docs/notes/prompt-layouts.md
 """
 
 from __future__ import annotations

@@ -7,30 +7,20 @@ The format, as RAP defined it and RePIC kept it::
 
 Choices, and why:
 
-- Several reference images per concept. ``image`` stays the first image (one string, so official readers keep
-  working) and a new field ``images`` lists all of them; it is written only when a concept has more than one
-  image or its entry already had the field, so single-image databases keep the official shape. RAP indexes
-  every image file of the database folder and ``path_to_concept`` maps each to its concept, so in an entry
-  without ``images`` a ``path_to_concept`` entry naming that concept counts as one more of its images.
+- Several reference images per concept: ``image`` stays the first (official readers keep working) and a
+  field ``images`` lists all of them, written only where needed, so single-image databases keep the
+  official shape.
 - Paths. Relative image paths resolve against ``image_root`` when given, else against the database file's
-  folder, else, when no file is there, against the working directory: the official files store paths
-  relative to their repository root (``./__assets__/multi/bengio.jpg``) and are used from there. An image
-  found in neither place is reported with both folders tried. ``Concept.images`` are absolute and symlinks
-  are not followed, so a linked image keeps its own path. A linked database file is the file it links to:
-  its folder is the real file's folder, and saves write through the link. On save, a path read from the
-  file is written back as the very same string whenever it still points at the same file (a load/save
-  round trip rewrites no path the user did not touch); other paths are written relative to that same base
-  folder when under it, else absolute.
-- Nothing is lost silently. Unknown fields (per concept and top level) are kept in ``Concept.extra`` and
-  ``ConceptDatabase.extra`` and written back; a key defined twice is an error, not "last one wins";
-  ``path_to_concept`` entries that match no concept image are kept as they are and reported by
-  ``validate``. Entries for concept images are regenerated from the concepts on save, so the map always
-  agrees with ``concept_dict`` afterwards (RAP looks captions' names up through it).
-- Images are checked by decoding them with Pillow (JPEGs at 1/8 scale: every byte is read, little is
-  computed), because a file that exists but does not decode fails later, in the middle of a run.
-- Writes are atomic (``repic.atomic``): a failed save leaves the previous file as it was. Edits of a file
-  on disk go through ``edit_database``, which holds the file's lock from load to save, so concurrent
-  edits queue instead of losing each other's concepts.
+  folder, else against the working directory (the official files' paths are relative to their repository
+  root). A load/save round trip rewrites no path the user did not touch.
+- Nothing is lost silently: unknown fields are kept and written back, a key defined twice is an error, and
+  ``path_to_concept`` is regenerated from the concepts on save.
+- Images are checked by decoding them with Pillow, because a file that exists but does not decode fails
+  later, in the middle of a run.
+- Writes are atomic (``repic.atomic``), and ``edit_database`` holds the file's lock from load to save, so
+  concurrent edits queue instead of losing each other's concepts.
+
+In full: docs/notes/concept-database.md
 """
 
 from __future__ import annotations
@@ -270,7 +260,7 @@ class ConceptDatabase:
                 self._stray_links[image] = tag
 
     def _resolve(self, string: str) -> Path:
-        """An image path of the file as an absolute path: see "Paths" in the module docstring."""
+        """An image path of the file as an absolute path: see "Paths" in docs/notes/concept-database.md."""
         image = _absolute(string, self.base_dir)
         if self.image_root is not None or Path(string).is_absolute() or image.exists() or image.is_symlink():
             return image

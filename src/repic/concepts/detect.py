@@ -144,10 +144,13 @@ class ObjectDetector:
         return [image.crop(tuple(round(v) for v in found.box)) for found in self.detect(image, labels)]
 
 
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes.
+def standard_box_iou(a: Box, b: Box) -> float:
+    """The standard intersection over union of two ``(x1, y1, x2, y2)`` boxes: shared area over joint area.
 
-    >>> box_iou((0, 0, 10, 10), (5, 0, 15, 10))  # overlap 50, union 150
+    Edges are continuous coordinates, so boxes that only touch share no area. 0 when the union is empty.
+    (The RePIC reward uses the official code's arithmetic instead: ``repic.rewards.official_box_iou``.)
+
+    >>> standard_box_iou((0, 0, 10, 10), (5, 0, 15, 10))  # overlap 50, union 150
     0.3333333333333333
     """
     inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -159,6 +162,6 @@ def suppress_overlaps(detections: Sequence[Detection], overlap: float) -> list[D
     """Greedy non-maximum suppression over all labels: best first, dropping boxes with IoU > ``overlap``."""
     kept: list[Detection] = []
     for found in sorted(detections, key=lambda d: d.score, reverse=True):
-        if all(box_iou(found.box, other.box) <= overlap for other in kept):
+        if all(standard_box_iou(found.box, other.box) <= overlap for other in kept):
             kept.append(found)
     return kept

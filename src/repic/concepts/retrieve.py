@@ -5,38 +5,21 @@ optional detector crops), searches the concept index with each, and ranks concep
 cosine similarity over every (view, reference image) pair. What it chose and why:
 
 - **Max over views and reference images**: a concept is as close as its closest reference image to its
-  closest view. A crop that shows just one object then finds that object's concept even when the whole
-  frame is dominated by others, and a concept with several reference images is found by whichever
-  resembles the query. RAP keeps, per crop, its nearest images and merges them by distance; this is the
-  same ranking, stated per concept.
-- **Exact top-K from a bounded search**: each view searches ``(K + named) x m`` rows, ``m`` being the
-  most reference images any concept has. A concept's best row is its first row in a view's ranking, so
-  the first K distinct concepts in those rows are that view's exact top K, and the overall top K (by the
-  max over views) is always among the views' top K, since a concept outranked in its own best view by K
-  others is outranked overall by the same K.
-- **Grid crops** (on by default): nine overlapping half-size windows (a 3 x 3 grid at quarter steps),
-  a cheap stand-in for a detector when none is configured. On the synthetic world's held-out scenes with
-  the built-in embedder they raise the share of true concepts found in the top K from 0.56 / 0.46 / 0.46
-  to 0.67 / 0.58 / 0.60 (1 / 2 / 4 concepts per scene, K = 1 / 2 / 4).
+  closest view, so a crop showing one object finds that object's concept in a crowded frame.
+- **Exact top-K from a bounded search**: each view searches ``(K + named) x m`` rows (``m``, the most
+  reference images any concept has), enough for that view's exact top K and so for the overall top K.
+- **Grid crops** (on by default): nine overlapping half-size windows, a cheap stand-in for a detector.
 - **Detector crops** (``repic.concepts.detect``): prompted with the database's categories, off unless a
   detector is given.
 - **Token views**: an embedder with token embeddings (``tower:MODEL``, ``repic.concepts.tower``) scores a
-  concept by its best visual token (or 2 x 2 block of tokens) of the query. With grid crops on, it also
-  embeds 81 half-size windows (a 9 x 9 grid at sixteenth steps) the way it embeds references (the mean
-  token): a window shows an object at about the scale of a reference view, where a token covers a part of
-  it. With the built-in tiny base's tower, on the held-out single- / two-concept scenes of three worlds
-  (seeds 0, 1, 2; 96 + 64 queries each; ``benchmarks/tower_retrieval.py``), the share whose first
-  retrieved concept is in the image went from 0.844 / 0.906, 0.906 / 0.953 and 0.906 / 0.984 (token
-  views alone) to 0.906 / 0.938, 0.927 / 0.969 and 0.927 / 0.984, and the share of true concepts among
-  the top 2 from 0.979 / 0.820, 0.990 / 0.938 and 0.969 / 0.914 to 0.990 / 0.883, 0.958 / 0.922 and
-  0.979 / 0.945; a query then takes about 41 ms instead of 3 ms (one thread). A 5 x 5 grid gave top-1
-  0.885 / 0.953, 0.927 / 0.953 and 0.917 / 0.984, and the windows without the token views were worse on
-  two of the worlds. ``use_grid_crops=False`` keeps the token views alone.
-- **Concepts named in the question are always included** (``"What is <bo> doing?"``; a tag, or a display
-  name as whole words, case-insensitive), first and in the order they are named; retrieval fills the
-  remaining places up to K. Names are looked up by dictionary, not searched one by one, so a question
-  costs the same against ten concepts or ten thousand. When the question names K or more, they are all used and nothing is retrieved.
+  concept by its best visual token (or 2 x 2 block of tokens) of the query; with grid crops on, it also
+  embeds 81 half-size windows (a 9 x 9 grid) the way it embeds references. ``use_grid_crops=False`` keeps
+  the token views alone.
+- **Concepts named in the question are always included**, first and in the order they are named, looked
+  up by dictionary (the cost does not grow with the database); retrieval fills the places left up to K.
 - K must be between 1 and the number of concepts in the index; anything else is a ``RepicError``.
+
+Measurements and history: docs/notes/retrieval-views.md
 """
 
 from __future__ import annotations

@@ -10,27 +10,18 @@ Three sources:
 
   The first ``references`` photos (default 1) become reference images, the others query scenes that
   show the concept.
-* ``import_database``: a RAP / RePIC ``database.json``. Its images are reference images; a concept with
-  several images keeps the first ``references`` as references and shows the rest as scenes.
+* ``import_database``: a RAP / RePIC ``database.json``; a concept's first ``references`` images are
+  references, the rest scenes.
 * ``import_samples``: an official RePIC training file (JSON list or JSONL), checked and written as a
   build folder (``train.jsonl`` + ``build.json``), so it trains like a build of ours.
 
 Boxes are optional, from a JSON list (``{"image", "concept", "box": [x1, y1, x2, y2]}``) or a CSV with the
-header ``image,concept,x1,y1,x2,y2``; image paths are relative to the import root (``ROOT`` or the
-database's image folder; photos of several concepts live outside the concept folders, e.g.
-``../group/1.jpg``). A listed image that is no reference becomes a scene (several concepts may share
-it); a row with empty coordinates says the concept is present with an unknown box. Concepts shown
-without a box are recorded in the scene's ``unboxed_concepts`` (``repic.data.tasks.UNBOXED_KEY``): OCT
-and ICT use them, VLT skips them and counts them, and no box is ever invented. Imported scenes are
-marked ``partial_annotation``: only the concepts are known, so no caption claims what else is there.
+header ``image,concept,x1,y1,x2,y2``, image paths relative to the import root; a concept shown without a
+box is recorded as unboxed and never given a made-up one. Splits are by concept (``heldout``, else a seeded
+``heldout_ratio``), and a scene showing concepts of both splits is left out and counted. Every problem of
+one kind is reported at once, with the fix, before anything is written.
 
-Splits are by concept: ``heldout`` names them, else a seeded ``heldout_ratio`` of the concepts (at least
-one when there are two or more). A scene showing concepts of both splits would leak, so it is left out
-and counted. Images are referenced in place (absolute paths) or, with ``copy``, copied into the
-collection so it can move as one folder.
-
-Every problem of one kind is reported at once (all missing or unreadable images, all empty folders, all
-boxes outside their image) with the fix, before anything is written.
+In full: docs/notes/concept-import.md
 """
 
 from __future__ import annotations

@@ -14,32 +14,14 @@ Each builder draws from a ``Source`` (one split of a synthetic or imported ``Col
 The folder is built beside OUT and swapped in at the end (``repic.outputs.replace_folder``): a rebuild
 with ``overwrite`` that fails or is interrupted leaves the previous build as it was.
 
-Choices, and why:
+Training samples use the ``train`` split only, evaluation sets ``heldout`` only, and a row that names or
+shows anything of another split is refused (``split_leaks``). OCT negatives are the hard ones first (an
+object of the concept's category); VLT boxes are in the pixels the model sees (``BoxSpace``), and a concept
+without a box is skipped, never given a made-up one; multi-concept ICT always shows an absent concept's
+reference. Each task draws from its own random stream, and no (concept, scene) pair is repeated to fill a
+count.
 
-* **Splits.** Training samples use the ``train`` split only, evaluation sets ``heldout`` only;
-  ``split_leaks`` finds any row that names or shows a concept (or shows a scene) of another split, and
-  the build refuses to write one.
-* **OCT** (reference image(s) of a concept + a scene -> yes / no): ``oct_positive_ratio`` positives;
-  negatives come first from scenes holding an object of the concept's category (a lookalike or another
-  concept of that category: the hard negatives the task is for), then from the rest.
-* **VLT** (a scene -> a box): the problem gives the concept's ``Name: <x>, Info: ...`` line (no reference
-  image is shown) and asks for the tag or, for ``vlt_category_ratio`` of the samples and only where the
-  category is unambiguous in the scene, for "the <category>" as the paper does. Boxes are in the pixels
-  the model sees (``BoxSpace``): Qwen processors resize to multiples of 28 within min/max pixels
-  (``smart_resize``) and Qwen2.5-VL answers in the resized image's pixels. The defaults are the official
-  RePIC training limits; for the synthetic world (sides multiples of 28) the mapping is the identity.
-  A concept shown without a box (an imported photo) is skipped and counted, never given a made-up box.
-* **ICT**: single, one present concept's reference; multi, 2-4 references of which at least one concept
-  is *absent* from the scene, so the model must name only those present (the solution). Beyond the
-  paper, ``ict_absent_references`` of the single samples also show an absent concept's reference, as
-  retrieval does (it shows K=2): a lookalike of the same category where the split has one.
-* **SFT captions** name the referenced concepts present with their look and position and describe the
-  other objects without names, from the scene's ground truth and the world's generic descriptions.
-* **Evaluation**: caption rows for one, two and four concepts in the shape the scorer reads, the true
-  concepts as references (skip-retrieval); OCT and VLT sets in the sample format.
-* Each task draws from its own random stream (seed, task), so changing one count leaves the other tasks'
-  samples as they were. Each (concept, scene) pair is used once: a builder short of candidates builds
-  what exists and says so in a notice, never repeating a sample to fill a count.
+In full: docs/notes/sample-building.md
 """
 
 from __future__ import annotations

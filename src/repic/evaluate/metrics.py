@@ -3,50 +3,26 @@
 All functions here are pure: they take rows already read (``repic.evaluate.predictions`` reads files)
 and return frozen score records. Rates are fractions in [0, 1]; the CLI prints them as percentages.
 
-Caption names are scored in two modes, always reported side by side.
+Caption names are scored in two modes, always reported side by side:
 
-**Official** (``official_scores``) reproduces the RePIC evaluation scripts (``evaluation/`` of the official
-repository: ``eval_single_concept.py``, ``eval_multi_2_concept.py``, ``eval_multi_4_concept.py``) number
-for number:
+- **Official** (``official_scores``) reproduces the RePIC evaluation scripts (``eval_single_concept.py``,
+  ``eval_multi_2_concept.py``, ``eval_multi_4_concept.py``) number for number: a true concept is *correct*
+  when its bracketed or bare form equals a whitespace token of the caption, *MISS* when it is not but a
+  pool concept outside the row's true concepts is, *none* otherwise; precision = correct / (correct +
+  MISS), recall = correct / true concepts, F1 their harmonic mean. Each difference between the three
+  scripts is kept, and ``choose_official_variant`` picks the script a file was meant for.
+- **Strict** (``strict_scores``) is this project's reading of the same counting rule, fixing what the token
+  match cannot see: whole names as case-insensitive phrases at word boundaries (multi-word names,
+  ``<Anya>'s``), optional brackets, optional aliases, one case rule for every file, every concept of a row.
 
-- The candidate pool is every concept that appears in the file (the single-concept script only looks at
-  the first concept of each row, so its pool is the set of first concepts).
-- A caption is split on whitespace after removing ``</s>``; each token is stripped of ``.,!?;:()[]{}"'-``
-  at both ends. A concept is *present* when its bracketed form (``<bo>``) or bare form (``bo``) equals a
-  token; ``<bo>'s`` is one token and matches neither.
-- For each true concept of a row: *correct* if present; *MISS* if not, but some pool concept outside the
-  row's true concepts is present; *none* otherwise. precision = correct / (correct + MISS), recall =
-  correct / true concepts, F1 their harmonic mean (each 0 when its denominator is 0).
-- The three scripts differ, and each difference is kept: ``single`` lower-cases captions and names and
-  scores only the first concept of a row, excluding from the "other concepts" set every pool entry whose
-  bare lower-cased name equals the true one; ``two`` is case-sensitive and excludes pool entries by exact
-  membership in the row's list; ``four`` lower-cases captions and names but still excludes by exact,
-  original-case membership. ``choose_official_variant`` picks the script a file was meant for by the
-  largest number of true concepts in one of its rows (1: single, 2: two, 3 or more: four).
-
-**Strict** (``strict_scores``) is this project's reading of the same counting rule, fixing what the token
-match cannot see:
-
-- Whole names as phrases, case-insensitive, so multi-word names (``<black widow>``) can match at all.
-- Word boundaries instead of whitespace tokens: ``<Anya>'s`` and ``(Anya)`` name Anya; ``Anyas``, ``Bob``
-  for ``bo`` and the closing form ``</bo>`` do not. A hyphen joins words: a bare name glued to a word by one
-  is part of that word (``An x-ray image`` does not name ``<ray>``), while ``<ray>-shaped`` does.
-- A row's concepts are tags with a name: an empty tag ``<>``, or a concept listed twice, makes the row
-  malformed (skipped and counted, see ``repic.evaluate.predictions``), in both modes.
-- Angle brackets are optional around any name, and the words of a name may be joined by spaces,
-  underscores, hyphens or nothing (``Quicksilver`` names ``<quick silver>``, ``Parrot 1`` names
-  ``<Parrot_1>``).
-- Optional aliases per tag (``{"<ironman>": ["Iron Man"]}``, e.g. a concept database's display names).
-- One case rule for every file, and all of a row's concepts are scored whatever their number.
-- Overlapping names resolve to the longest at a position: "Captain America" is not also "America".
-
-Both modes share one limitation: a name that is also an ordinary word (``<park>``, ``<moon>``) is found
-in ordinary prose. On RePIC's own 2-concept captions, lower-casing lifts the official recall from 98.8 to
-99.4 only because "their playful bond" then names ``<Bond>``. The pool is the file's concepts in both
-modes; aliases add names, not candidates.
+Both modes find a name that is also an ordinary word (``<park>``) in ordinary prose. The pool is the file's
+concepts in both modes; aliases add names, not candidates.
 
 Recognition (OCT rows) and localization (VLT rows) read answers with the reward module's parsers
-(``first_yes_no``, ``parse_box``, ``box_iou``), so evaluation and training agree on what an answer says.
+(``first_yes_no``, ``parse_box``, ``official_box_iou``), so evaluation and training agree on what an answer
+says.
+
+In full: docs/notes/caption-name-scoring.md
 """
 
 from __future__ import annotations
@@ -57,7 +33,7 @@ from dataclasses import dataclass
 
 from ..errors import RepicError
 from ..records import Box, strip_tag
-from ..rewards import box_iou, first_yes_no, parse_box
+from ..rewards import first_yes_no, official_box_iou, parse_box
 
 OFFICIAL_VARIANTS: tuple[str, ...] = ("single", "two", "four")
 
@@ -410,7 +386,9 @@ def localization_accuracy(rows: Sequence[LocalizationRow], threshold: float = 0.
 def _ious(rows: Sequence[LocalizationRow]) -> list[float]:
     """Each answer's first box against the true one; 0 for an answer without a box."""
     boxes = [parse_box(row.prediction) for row in rows]
-    return [0.0 if box is None else box_iou(box, row.box) for box, row in zip(boxes, rows, strict=True)]
+    return [
+        0.0 if box is None else official_box_iou(box, row.box) for box, row in zip(boxes, rows, strict=True)
+    ]
 
 
 def _rate(flags: Sequence[bool]) -> float | None:

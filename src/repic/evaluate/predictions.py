@@ -3,8 +3,7 @@
 Two formats are read, told apart by content, not by file name:
 
 1. **Official RePIC / RAP caption dumps**: one JSON list of rows ``[image_path, ["<a>", ...], caption,
-   question]``, the format the official captioning scripts write. The question may be missing; items after
-   it are ignored, as the official scorers ignore them.
+   question]``, the format the official captioning scripts write (the question may be missing).
 2. **This project's predictions, JSONL**: one JSON object per line (a JSON list of such objects reads the
    same way; blank lines are ignored)::
 
@@ -12,25 +11,17 @@ Two formats are read, told apart by content, not by file name:
         "prediction": "<bo> runs after <kim> ...", "question": "Give a caption of the image.",
         "solution": ["<bo>", "<kim>"], ...}
 
-   - ``task``: ``ict``, ``ict_multi``, ``oct`` or ``vlt``, or the official names (``yes_no_name``,
-     ``yes_no_name_multi``, ``yes_no``, ``iou``).
-   - ``concepts``: the tags truly in the image or the tag asked about (oct, vlt).
-   - ``prediction``: the model's output text. ``image`` and ``question`` are optional strings.
-   - ``solution``: required for ``oct`` (``"yes"`` or ``"no"``) and ``vlt`` (the true box ``[x1, y1, x2,
-     y2]`` in pixels, x1 < x2 and y1 < y2); caption rows are scored against ``concepts``.
-   - Any further fields (model name, decoding settings, timings) are allowed and left alone.
+   ``task`` is ``ict``, ``ict_multi``, ``oct`` or ``vlt`` (or the official names); ``concepts`` the tags
+   truly in the image, or the tag asked about; ``solution`` is required for ``oct`` (``"yes"`` or ``"no"``)
+   and ``vlt`` (the true box in pixels). Any further fields are left alone.
 
-A caption row whose ``concepts`` is empty carries no truth: ``repic caption`` writes such rows for images
-that came without their concepts (retrieval chose what the prompt showed, which is no truth). They are
-read into ``LoadedPredictions.unlabeled``, not scored (there is nothing to score them against), and can
-still be compared by the LLM judge.
+A caption row whose ``concepts`` is empty carries no truth: it is read into
+``LoadedPredictions.unlabeled``, not scored. Malformed rows never stop a file half-way: with
+``on_error="skip"`` (the default) they are left out and listed in ``LoadedPredictions.skipped`` with their
+row number and what is wrong; with ``on_error="fail"`` the first one raises ``RepicError``. Problems with
+the file itself (missing, not UTF-8, a JSON list that does not parse, empty) always raise.
 
-Malformed rows (a row that is not a list of at least 3 items, concepts that are not a list of strings, an
-empty tag ``<>``, a concept listed twice (case and brackets aside), a caption that is not a string, a line that is not JSON, a missing solution) never stop a file half-way:
-with ``on_error="skip"`` (the default) they are left out and listed in ``LoadedPredictions.skipped`` with
-their row number and what is wrong; with ``on_error="fail"`` the first one raises ``RepicError`` naming the
-file and row. Row numbers are 1-based positions in a JSON list, or line numbers in a JSONL file. Problems
-with the file itself (missing, not UTF-8, a JSON list that does not parse, empty) always raise.
+In full: docs/notes/prediction-files.md
 """
 
 from __future__ import annotations

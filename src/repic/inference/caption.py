@@ -5,32 +5,21 @@ its ``adapter_config.json`` or ``base=``). ``Captioner(model, processor, ...)`` 
 (``repic.inference.queries``) into prompts and answers them in batches (``repic.inference.generate``);
 ``write_outputs`` writes what ``repic eval`` scores. What it chose and why:
 
-- **Prompt layouts** come from ``repic.prompts``. Captions use the RAP / RePIC inference layout (system
-  prompt, each reference image followed by ``N. Name: <x>, Info: ...``, then the query image and
-  ``This is the query image. <question>``). OCT and VLT rows are asked exactly as RePIC trains them (every
-  image, then the problem and its answer instruction), so recognition and localization are measured in
-  the form the policy learned.
-- **Modes** for caption queries. ``"given"`` (the paper's *skip-retrieval*; ``"skip"`` is its older name)
-  shows the concepts the query comes with: the references an evaluation row fixes, else each given
-  concept's first reference image from the database. ``"retrieve"`` shows the top-K concepts a
-  ``Retriever`` picks for the query image (the concepts named in the question always among them).
+- **Prompt layouts** come from ``repic.prompts``: captions in the RAP / RePIC inference layout, OCT and VLT
+  rows exactly as RePIC trains them, so each is measured in the form the policy learned.
+- **Modes** for caption queries: ``"given"`` (the paper's *skip-retrieval*; ``"skip"`` is its older name)
+  shows the concepts the query comes with, ``"retrieve"`` the top-K concepts a ``Retriever`` picks, and
   ``"auto"`` skips retrieval exactly when the query has concepts.
-- **Truth** is only what the query's source says is in the image (an evaluation row, ``--concepts``). A
-  photo captioned with retrieved concepts has none: its rows record ``"concepts": []`` (the retrieved
-  ones are in ``prompt_concepts`` and ``retrieved``), so ``repic eval`` cannot score retrieval against
-  itself.
-- **Robustness**: a query whose image (or fixed reference image) is missing, does not decode or has a
-  shape the processor refuses, or whose question holds a control token of the chat format
-  (``repic.inference.inputs``), is skipped with its reason and counted; the run goes on. A database whose reference images are missing
-  fails before anything runs, with the list.
-- **LoRA adapters are merged** into the base after loading (``merge_and_unload``): inference then runs
-  at the base model's speed, and the adapter folder is left untouched. The base's processor is used.
-- **Pixel budget**: images are resized by the processor to at most ``max_pixels``. When none is given and
-  the processor allows more than the official evaluation scripts' ``1024 * 28 * 28`` pixels (1,024
-  visual tokens per image on Qwen2.5-VL), that official budget is applied, so a 12-megapixel photo costs
-  1,024 tokens rather than 15,000. A processor with a smaller own budget (the tiny model's) keeps it.
-- **Timing**: each answered query records its retrieval time plus an equal share of the generation time
-  (batches run in length order, so a query's own batch says little about the query).
+- **Truth** is only what the query's source says is in the image: a photo captioned with retrieved concepts
+  records ``"concepts": []``, so ``repic eval`` cannot score retrieval against itself.
+- **Robustness**: a query whose image, reference image or question cannot be used is skipped with its
+  reason and counted; the run goes on.
+- **LoRA adapters are merged** into the base after loading (``merge_and_unload``), for the base's speed.
+- **Pixel budget**: without ``max_pixels``, images get at most the official evaluation scripts'
+  ``1024 * 28 * 28`` pixels, unless the processor's own budget is smaller.
+- **Timing**: each answered query records its retrieval time plus an equal share of the generation time.
+
+In full: docs/notes/captioning-choices.md
 """
 
 from __future__ import annotations

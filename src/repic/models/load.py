@@ -6,30 +6,19 @@ template accepts several images, from a local ``save_pretrained`` folder or a hu
 
 What it chose and why:
 
-- **Where the model comes from.** An existing local path wins; a string shaped like ``org/name`` that is
-  not a local folder is a hub id, looked up in the hub cache first. Offline (``HF_HUB_OFFLINE``) or with no
-  hub reachable, a missing model is a ``RepicError`` naming the resolved local path and the cache folder
-  it looked in and saying how to pass a local folder, never the library's traceback. A local folder's
-  ``.safetensors`` files are checked to be whole first (``repic.models.weight_files``), for
-  ``inspect_model`` too, which reads no weights: a cut download is named, not described as a model.
+- **Where the model comes from**: an existing local path wins, else an ``org/name`` hub id, from the hub
+  cache first; a missing model, or a cut download, is a ``RepicError`` that names what was looked for.
 - **dtype "auto"** means bfloat16 when CUDA is available and float32 otherwise (CPUs lack fast bf16
-  matmuls and the tiny model trains in fp32). Placement is left to ``device_map`` or the trainer.
-- **Attention** defaults to PyTorch's ``sdpa``; ``flash_attention_2`` is accepted only when the
-  ``flash_attn`` package is installed.
+  matmuls). **Attention** defaults to PyTorch's ``sdpa``.
 - **Three training modes**: LoRA (``lora=LoraSettings()``), full fine-tuning (``full_finetune=True``) or,
   with neither, a frozen model for inference and reference log-probabilities.
 - **LoRA as in the paper**: r 64, alpha 128, dropout 0.05 on every linear layer of the language model and
-  none in the vision side or the ``lm_head``. Layers are found by the family table
-  (``repic.models.families``): the vision side is the module under the family's vision-tower attribute
-  (``visual``, ``vision_tower``, ``vision_model``) plus its projector into the language model
-  (``multi_modal_projector``, ``connector``; Qwen's ``merger`` lives inside ``visual``), the ``lm_head`` is
-  the output embedding, and the language model is the rest. The
-  adapter targets the language side's linear layer names and excludes the vision side by prefix, because
-  Qwen's vision MLP reuses the language MLP's names (``gate_proj``...).
-- **Frozen vision** (the default) sets ``requires_grad=False`` on the vision side in every mode. With LoRA
-  and ``freeze_vision=False`` the vision side is trained in full and saved with the adapter
-  (PEFT ``modules_to_save``), since LoRA on it is not the paper's recipe.
+  none in the vision side or the ``lm_head``, the parts found by the family table (``repic.models.families``).
+- **Frozen vision** (the default) in every mode; with LoRA and ``freeze_vision=False`` the vision side is
+  trained in full and saved with the adapter.
 - Batched generation pads on the left, so the processor's tokenizer is set to left padding.
+
+In full: docs/notes/policy-loading.md
 """
 
 from __future__ import annotations

@@ -7,37 +7,22 @@ PEFT, plus ``merge_record.json`` (adapter, base, dtypes, what rounding did to th
 ``check_merge(adapter_dir, merged_dir)`` runs the same check on a merged folder made any other way.
 
 Why a check at all: the official RePIC release lost 6-8 % caption recall between its adapter and its
-merged checkpoint. A merge is exact in real arithmetic but not in floating point, and GRPO updates are
-small: rounding ``W + BA`` to bfloat16 (8 bits of mantissa, steps of about 0.4 % of a weight) can erase
-much of a LoRA update that is itself a fraction of a percent of ``W``. So the merged folder is compared
-with base+adapter on real prompts (``repic.models.merge_check``), and the report says why they differ.
+merged checkpoint. Rounding ``W + BA`` to bfloat16 can erase much of a small GRPO update, so the merged
+folder is compared with base+adapter on real prompts (``repic.models.merge_check``), and the report says
+why they differ.
 
 What it chose and why:
 
-- **Arithmetic.** The base is loaded in float32 on the CPU and the merge computed in float32
-  (``merge_dtype``), the exact reference; ``dtype`` is the dtype the folder is saved in: float32 by
-  default, so the default merge matches base+adapter to summation-order noise; ``bf16`` halves the size
-  and the check says what that costs. ``merge_dtype="bf16"`` reproduces a merge done on a bf16-loaded
-  model, to measure such checkpoints.
-- **Weight-level measure.** LoRA layers are merged one at a time with PEFT's own ``merge`` (so every LoRA
-  variant merges as PEFT defines it), which lets the layer's base weight ``W``, the exact float32 merge and
-  the weight as saved be compared without a second copy of the model: ``rounding_error`` is
-  ``||saved - exact|| / ||exact - W||`` over all merged layers, how large the rounding is next to the
-  adapter's update (0 for a float32 merge and save; near 1 or above, the update is lost in rounding).
-  Rounding above a tenth of the update is reported as a note even when the outputs pass, since a few
-  check prompts can miss a loss spread thinly over many outputs; so is an adapter whose update is zero
-  (``lora_B`` as initialised).
-- **Output-level check.** Base+adapter answers the check prompts first; after saving, the folder is
-  reloaded from disk in float32 (what users will load, not the object in memory) and compared on the
-  same sequences: largest absolute logit difference, positions whose argmax differs, equal greedy
-  answers. It passes when nothing differs beyond ``tolerance``.
-- **Tolerance** 1e-2 on logits: a float32 merge of the tiny model differs from base+adapter by 0 to 5e-7;
-  saving it in bfloat16 with a large update moved its logits by 1e-2 to 5e-2, and larger models, with
-  larger logits, move more. Greedy answers and argmaxes must match exactly in any case.
-- **Writes** go through ``atomic_folder``: the folder appears complete, with its record, or not at all. A
-  folder whose check failed is still written, marked ``"passed": false`` in its record, so it can be
-  inspected; ``repic merge`` then exits non-zero. ``merge_adapter`` itself returns the verdict and does
-  not raise on it, so a caller decides.
+- **Arithmetic**: the merge is computed in float32 on the CPU (``merge_dtype``) and saved in ``dtype``,
+  float32 by default (equal to base+adapter up to summation order); ``bf16`` halves the size.
+- **Weight-level measure**: layers are merged one at a time with PEFT's own ``merge``; ``rounding_error``
+  is ``||saved - exact|| / ||exact - W||``, the rounding next to the adapter's update.
+- **Output-level check**: the folder, reloaded from disk in float32, must match base+adapter on the check
+  prompts within ``tolerance`` (1e-2 on logits), with equal argmaxes and greedy answers.
+- **Writes** go through ``atomic_folder``; a folder whose check failed is still written, marked
+  ``"passed": false``, and ``merge_adapter`` returns the verdict without raising on it.
+
+Measurements and history: docs/notes/lora-merge-check.md
 """
 
 from __future__ import annotations

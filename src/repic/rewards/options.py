@@ -1,8 +1,9 @@
 """``RewardOptions``: the one place the reward rules' knobs and defaults live.
 
-The defaults are the paper's rules; every option beyond the paper is off (see ``repic.rewards`` for what
-each one does). Options are checked when built, so a bad YAML value fails before training starts, with a
-message that names the field and the value the paper uses.
+The defaults are the paper's rules; every option beyond the paper is off (``repic.rewards`` lists them;
+docs/notes/reward-semantics.md says exactly what each one does). Options are checked when built, so a
+bad YAML value fails before training starts, with a message that names the field and the value the paper
+uses.
 """
 
 from __future__ import annotations

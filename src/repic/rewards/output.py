@@ -105,18 +105,18 @@ def parse_box(text: str, *, lenient: bool = False) -> Box | None:
     return (x1, y1, x2, y2)
 
 
-def box_iou(pred: Sequence[float], truth: Sequence[float]) -> float:
+def official_box_iou(pred: Sequence[float], truth: Sequence[float]) -> float:
     """IoU of two ``[x1, y1, x2, y2]`` boxes with the official RePIC arithmetic.
 
     The official ``_iou`` treats the intersection as inclusive pixels (``max(x1)`` to ``min(x2) - 1``,
     width ``+ 1``) but the areas as exclusive (``x2 - x1``), and divides by ``max(1, union)``. The
     ``- 1`` and ``+ 1`` cancel, so this is the usual area IoU except that an overlap one pixel wide (or
-    less) in either direction counts as none. An inverted or empty predicted box overlaps nothing, so it
-    scores 0.
+    less) in either direction counts as none (``repic.concepts.detect.standard_box_iou`` counts it). An
+    inverted or empty predicted box overlaps nothing, so it scores 0.
 
-    >>> box_iou([0, 0, 10, 10], [5, 0, 15, 10])  # overlap 5 x 10 = 50, union 100 + 100 - 50 = 150
+    >>> official_box_iou([0, 0, 10, 10], [5, 0, 15, 10])  # overlap 5 x 10 = 50, union 100 + 100 - 50 = 150
     0.3333333333333333
-    >>> box_iou([0, 0, 10, 10], [9, 0, 19, 10])  # a one-pixel-wide overlap counts as none
+    >>> official_box_iou([0, 0, 10, 10], [9, 0, 19, 10])  # a one-pixel-wide overlap counts as none
     0.0
     """
     px1, py1, px2, py2 = pred

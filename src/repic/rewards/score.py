@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import RepicError
 from ..tasks import normalize_task
 from .options import DEFAULT_OPTIONS, RewardOptions
-from .output import Box, box_iou, completion_text, first_yes_no, parse_box, repetition_rate
+from .output import Box, completion_text, first_yes_no, official_box_iou, parse_box, repetition_rate
 
 
 def _fail(where: str, message: str) -> RepicError:
@@ -115,7 +115,7 @@ def _explain_oct(text: str, truth: str, options: RewardOptions) -> dict[str, flo
 
 def _explain_vlt(text: str, truth: Box, options: RewardOptions) -> dict[str, float]:
     box = parse_box(text, lenient=options.lenient_boxes)
-    iou = box_iou(box, truth) if box is not None else 0.0
+    iou = official_box_iou(box, truth) if box is not None else 0.0
     overall = iou if options.continuous_iou else float(iou >= options.iou_threshold)
     return {"overall": overall, "parsed": float(box is not None), "iou": iou}
 

@@ -14,27 +14,12 @@
 - ``POST /v1/chat/completions``: OpenAI's chat format with image parts as data URLs; with ``"repic": {...}``
   in the body, a personalized caption over the concept database (``repic.serve.chat``).
 
-What it chose and why:
+Errors are JSON in OpenAI's shape with the status that fits, never a traceback. An optional API key guards
+every ``/v1`` route. Routes are plain functions in FastAPI's thread pool, so concurrent requests meet in one
+batch. The door (``repic.serve.guard``) checks origin, load and body size before any route; no server path
+leaves the server; ``/docs`` works offline.
 
-- **Errors are JSON in OpenAI's shape** (``{"error": {"message", "type", "code"}}``, which OpenAI clients
-  read) with the status that fits: 400 bad input, 401 no or wrong key, 403 path outside the allowed
-  root, 404 unknown concept or file, 409 duplicate tag, 413 too large, 415 not an image, 422 a missing
-  or mistyped field, 503 too busy. An unexpected failure is logged with its traceback on the server and
-  answered 500 with the error's type only: a response never carries a traceback.
-- **An optional API key** (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``) guards every ``/v1``
-  route; ``/healthz`` and the docs stay open so a load balancer and a reader can reach them.
-- **Routes are plain functions**, run by FastAPI in its thread pool: they wait on the batching queue's
-  futures while the event loop keeps accepting requests, which is what lets concurrent requests meet in
-  one batch.
-- **The door** (``repic.serve.guard``) runs before any route: foreign ``Origin`` on a state-changing
-  request (403 unless ``cors_origins`` allows it, with a CORS policy for those), requests in progress
-  (503 + ``Retry-After`` beyond ``max_pending``), body size (413 beyond ``max_body_bytes``, unread), an
-  access log line per request.
-- Uploads are read up to the byte limit plus one byte, so an oversized upload is refused without
-  holding it in memory; an upload's image count is checked before any is decoded.
-- **No server paths leave the server**: error messages name the database, the model and the roots by
-  what they are, not where they are; ``/healthz`` gives names only.
-- **Docs work offline**: ``/docs`` loads Swagger UI from the ``swagger-ui-bundle`` package, not a CDN.
+In full: docs/notes/http-api.md
 """
 
 from __future__ import annotations

@@ -10,24 +10,17 @@ SFT rows (``sft_rows`` / ``sft_dataset``) add ``"completion": [{"role": "assista
 
 Choices, and why:
 
-- **Conversational prompts with one ``{"type": "image"}`` placeholder per image**, images in a separate
-  ``images`` column: TRL's VLM path for both trainers, so the processor and chat template run exactly as
-  for Qwen2.5-VL-7B. The prompt text is the official training layout (``repic.prompts.training_messages``):
-  every image first, then the problem with its answer instruction or randomized ICT suffix. The suffix is
-  drawn once per sample from ``random.Random(f"{prompt_seed}:{index}")``, so a sample keeps its prompt
-  across epochs, processes and resumed runs.
-- **Images as paths, decoded when a batch reads them** (``datasets.Image``): rendering every image up front
-  costs gigabytes on a large set.
-- **``solution`` is always a string**, because Arrow cannot hold a column of mixed types: names and yes/no
-  stay as they are and lists (boxes, ICT-multi name lists) become JSON, which the rewards read back
-  (``repic.rewards`` accepts a box or a name list given as a JSON string).
-- **``task`` carries the project's task name**, which the rewards route on; ``sample_index`` ties a
-  logged completion back to its row of the training file.
-- **``concepts``** lists, as JSON, every concept the prompt shows (the sample's ``concepts``; ``[]`` when
-  it does not say): the caption rewards' ``absent_name_penalty`` finds the shown-but-absent names there.
-- **SFT targets**: the sample's ``caption`` when it has one (the build's ``sft.jsonl``), else the
-  verifiable answer for OCT (yes / no) and VLT (the box, in the prompt's box style); an ICT sample without
-  a caption has no target and is refused, naming the row.
+- **Conversational prompts, one ``{"type": "image"}`` placeholder per image**, images in an ``images``
+  column: TRL's VLM path, in the official training layout (``repic.prompts.training_messages``). A
+  sample's ICT suffix is drawn from ``random.Random(f"{prompt_seed}:{index}")``, so it keeps its prompt.
+- **Images as paths**, decoded when a batch reads them (``datasets.Image``).
+- **``solution`` is always a string** (Arrow cannot hold mixed types): lists become JSON, which the rewards
+  read back. **``task``** is what the rewards route on; **``concepts``** lists, as JSON, every concept the
+  prompt shows, for ``absent_name_penalty``.
+- **SFT targets**: the sample's ``caption``, else the verifiable answer for OCT and VLT; an ICT sample
+  without a caption is refused, naming the row.
+
+In full: docs/notes/trl-rows.md
 """
 
 from __future__ import annotations

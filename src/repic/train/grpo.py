@@ -10,30 +10,19 @@ adds timings of the phases to the logged metrics and turns on compiled decoding 
 The algorithm is TRL's GRPO, configured as RePIC:
 
 - **Rewards**: the four RePIC rewards (``repic.rewards.make_reward_funcs``) are passed together; each
-  scores the rows of its own task (read from the ``task`` column) and returns None for the others, so a
-  row's reward is its task's reward and TRL logs ``rewards/<task>/mean`` per task beside the total
-  ``reward``.
-- **Prompts**: references and query images first, then the problem text (official layout); images come
-  from the sample files (``repic.train.dataset``).
+  scores the rows of its own task, and TRL logs ``rewards/<task>/mean`` per task beside the total.
+- **Prompts**: references and query images first, then the problem text (official layout).
 - **The loss that reproduces the paper** is ``loss_type: grpo`` with ``scale_rewards: group`` and
-  ``beta: 0.04``: the official trainer (VLM-R1's) averages each completion's token losses, then the
-  completions, with advantages (r - mean) / std over the group and a k3 KL estimate against the frozen
-  base. ``dr_grpo`` (no length or std normalisation), ``dapo`` (token-level average over the batch) and
-  ``bnpo`` are TRL's alternatives; ``importance_sampling_level: sequence`` is GSPO. One policy update per
-  generation batch (``num_iterations: 1``), as in the paper, so the clipped ratio is 1 and the update is
-  the plain policy gradient plus KL.
+  ``beta: 0.04``, one policy update per generation batch (``num_iterations: 1``); ``dr_grpo``, ``dapo``,
+  ``bnpo`` and GSPO (``importance_sampling_level: sequence``) are TRL's alternatives.
 - **Batch**: ``prompts_per_step`` prompts x ``num_generations`` completions per optimizer step, summed over
   processes and accumulation steps; generation happens once per step for the whole step.
 
-Speed (same algorithm): rollouts dominate a GRPO step. ``rollout.cache_implementation: static`` with
-``rollout.compile: true`` compiles the decoding step (CUDA only; TRL disables compilation in its
-generation config, ``RepicGRPOTrainer`` re-enables it), which made plain 8 x 256-token rollouts of the
-7B-shaped model 2.4x faster on an H200 (12.1 s -> 5.1 s warm, after a ~60-s compilation). It is opt-in:
-inside GRPO with prompts left-padded to a multiple of 64 (``rollout.pad_prompts_to_multiple_of``, which
-bounds the shapes that compile) the first compiled rollout met non-finite sampling probabilities on an
-H200, and the path is not yet checked with left-padded batches. ``rollout.backend: vllm`` (``colocate`` or
-``server``) generates with vLLM where it is installed. TRL's paged / continuous-batching generation does
-not take images in TRL 1.16, so it is not offered.
+Speed: rollouts dominate a GRPO step. ``rollout.compile: true`` with ``rollout.cache_implementation:
+static`` compiles the decoding step (CUDA only, opt-in); ``rollout.backend: vllm`` generates with vLLM
+where it is installed.
+
+Measurements and history: docs/notes/grpo-loss-and-rollouts.md
 """
 
 from __future__ import annotations

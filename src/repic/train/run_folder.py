@@ -15,25 +15,12 @@ Layout of ``RUN/``::
     final/              the trained model (PEFT adapter or full weights) and its processor
     tensorboard/        TensorBoard events (when asked)
 
-A run folder is never half-written: ``config.yaml``, ``run.json`` and the logs are replaced atomically
-(``repic.atomic``); ``final/`` is built in a hidden sibling and renamed into place; a checkpoint counts
-only once its ``trainer_state.json`` exists, which the Trainer writes after everything else, so a
-checkpoint cut short by a crash is skipped on resume. On resume the logs keep the rows up to the resumed
-step and drop the ones a crash left after it, which the resumed run writes again.
+A run folder is never half-written, and a checkpoint counts only once its ``trainer_state.json`` exists.
+``--overwrite`` keeps the earlier run in ``RUN.previous`` until the new one has finished. Ctrl-C
+(``stop_requests``): the first one lets the step finish, saves a checkpoint and stops with the resume
+command; a second one stops at once.
 
-Overwriting (``--overwrite``) never loses the earlier run before the new one has finished: the earlier
-run is moved to the sibling ``RUN.previous`` (a rename, no copy), the new run starts in an empty ``RUN/``
-and records the backup in ``run.json`` (``previous_run``), and the backup is deleted only once the new run
-is finished (``finish_run``), whether it ran straight through or was resumed. A Ctrl-C or a crash leaves
-both: the new run's folder, resumable, and the earlier run in ``RUN.previous``, which the interruption
-message names. A second ``--overwrite`` while a backup exists keeps the last *finished* run: a finished run
-in ``RUN/`` replaces the backup (it is newer), and an unfinished one (the interrupted overwrite's) is
-deleted while the backup stays. ``RUN.previous`` is only ever a run folder: anything else there is refused.
-Only the main process moves, clears or deletes folders; the others wait for the folder it prepares.
-
-Ctrl-C (``stop_requests``): the first one lets the current step finish, saves a checkpoint and stops
-cleanly with the resume command; a second one stops at once. Under several processes the request is
-shared at each step end, so every rank stops at the same step.
+In full: docs/notes/run-folder.md
 """
 
 from __future__ import annotations
@@ -106,7 +93,7 @@ class RunFolder:
     @classmethod
     def create(cls, path: str | os.PathLike, *, overwrite: bool = False) -> RunFolder:
         """A new run folder; an existing non-empty one is refused unless ``overwrite``, which keeps the
-        earlier run in ``RUN.previous`` until the new one finishes ("Overwriting" in the module docstring)."""
+        earlier run in ``RUN.previous`` until the new one finishes (overwriting: docs/notes/run-folder.md)."""
         folder = Path(path).expanduser().resolve()
         if folder.exists() and not folder.is_dir():
             raise RepicError(f"{folder} is a file; give a folder for the run (run.output_dir / --out)")
@@ -228,7 +215,7 @@ def previous_path(folder: Path) -> Path:
 
 def _set_aside(folder: Path) -> Path:
     """Keep the run in ``folder`` as ``RUN.previous``, or drop it for an older finished one kept there;
-    ``folder`` is gone afterwards. Returns the backup ("Overwriting" in the module docstring)."""
+    ``folder`` is gone afterwards. Returns the backup (overwriting: docs/notes/run-folder.md)."""
     previous = previous_path(folder)
     if previous.exists() or previous.is_symlink():
         if previous.is_symlink() or not (previous / CONFIG_FILE).is_file():

@@ -2,66 +2,26 @@
 
 ``pretrain_tiny(out_dir, PretrainConfig())`` runs every phase and writes an ordinary Hugging Face folder
 (model, processor, tokenizer, ``pretrain_record.json``, ``vision_record.json``) that loads with the Auto
-classes, like the real models do. Phases: the world (generated, or an existing collection), the image pool
-(its training split plus extra training-split renders), the rows (``repic.world.pretrain_data``), the
-tokenizer and the randomly initialised model (``build_tiny_model``), the vision tower's own pretraining
+classes, like the real models do. Phases: the world, the image pool, the rows (``repic.world.pretrain_data``),
+the tokenizer and the randomly initialised model (``build_tiny_model``), the vision tower's own pretraining
 (``repic.world.vision``), supervised training of the LM with TRL's ``SFTTrainer`` plus a grounding loss
-(``repic.world.grounding``), the save, and the probe (``repic.world.probe``) on the world's held-out
-concepts.
+(``repic.world.grounding``), the save, and the probe (``repic.world.probe``) on held-out concepts.
 
 What it chose and why:
 
-- **TRL's ``SFTTrainer``** (one extra loss term, the grounding loss), conversational prompt-completion
-  rows with images: the LM loss is on the completion tokens only, and the processor and chat template run
-  as for Qwen2.5-VL-7B. CPU and fp32 (``use_cpu=True``): CPUs lack fast bf16 matmuls. Torch gets ``threads`` threads (default 1, see the field).
-- **Every row is seen once**: ``steps * batch_size`` rows are drawn, so no row repeats and nothing is
-  memorised by repetition; the images come from a finite pool, reused across tasks.
-- **The vision tower is pretrained first, on its own** (``vision``, ``repic.world.vision``): dense,
-  object, identity and token-matching losses from the renderer's exact labels, on a 400-concept pretraining
-  world, before any LM step; then it stays frozen for the whole LM curriculum, so the LM learns to read a
-  tower that already tells objects apart (held-out identity rank-1 0.35 -> 0.93 in a 1,500-step run). Real
-  MLLMs are built the same way (a CLIP / SigLIP tower, then alignment, then instructions). With
-  ``vision=None`` the tower instead learns through the LM's loss in the vision phase, the older recipe that
-  recognised single objects but never matched a reference to a scene (matching 0.55-0.58).
-- **A four-phase curriculum.** (1) ``copy_phase_steps`` (900) of 70 % single-name echo rows: copying
-  emerges suddenly once enough echo rows were seen (measured: echo rows alone gave 0.00 copy accuracy after
-  300 steps of batch 32 and 0.69 after 400; a 30 %-echo mix still had 0.00 after 800 steps), so they come
-  first, from fresh weights, while the learning rate is high. (2) ``vision_phase_steps`` (500) of object
-  questions only (category, colour, pattern, shape, accessory of a single-object view), whose answers only
-  the pixels give: the LM learns to read the tower (with the tower trained in this phase instead, held-out
-  object category went 0.00 -> 0.78; mixed with echo, matching and caption rows it stayed at 0.09-0.19).
-  (3) ``decision_phase_steps`` (400) of decisions about the query's objects (matching a reference, "is
-  there a <category>?", "where is the <category>?"), every row with grounding targets (below). (4) The
-  main mix for the rest; copying, lost while no echo rows are seen, is back within 100 steps. The trainer
-  reads rows in order (``train_sampling_strategy="sequential"``); they were drawn at random within each
-  phase. ``phase_order`` can reorder the phases, but measured here, every run that trained vision first
-  (300 steps) never learned to copy afterwards (0.00 after 1,000 steps of 70 % echo rows).
-- **A grounding loss** (``grounding_weight``, ``repic.world.grounding``): rows about an object of the
-  query carry, per query token, whether it shows that object, and a linear probe on every decoder layer's
-  hidden states learns it next to the LM loss. Without it the LM never learned the yes/no comparison
-  (matching at chance after 200 steps of matching rows only, the pretrained tower frozen); with it, 0.77
-  after 200 and 0.84 after 400 steps (held-out concepts, own loop). The probe is not saved.
-- **Final stages, each with its own schedule** (``final_stages``; warm-up and cosine from its own peak
-  learning rate). The curriculum's decision and main phases left held-out matching at 0.48 (the grounding
-  loss hardly fell mid-schedule). Then 600 steps of half matching rows, half the main tasks
-  (``FINAL_STAGE_MIX``) took it to 0.62 with every other skill kept; matching rows alone reached 0.85 and
-  erased the rest, which a short recovery stage at half the learning rate brings back while matching mostly
-  stays: so half-matching, then matching alone (400), then the recovery (300, ``RECOVERY_STAGE_MIX``).
-  ``finish_from`` runs the stages alone on an already pretrained model.
-- **Why the tower is never trained through the LM's loss here**: tasks whose answers do not need the
-  image (echo rows, template-heavy captions) turn a trainable tower into a constant marker (measured: a
-  copy-first run with the tower trainable collapsed the visual tokens, mean pairwise cosine 0.985, 0.43 at
-  initialisation; a tower at 0.78 category accuracy fell to 0.00 within 50 echo steps).
-- **Size**: the default ``TinyModelConfig`` (2 layers, hidden 128), the size a feasibility study found
-  to learn name copying on a CPU; a 4-layer, 256-wide model did not within CPU budgets.
-- **Schedule**: AdamW at 1e-3, short linear warm-up then cosine decay, no gradient checkpointing (the
-  model is small; recomputation would only cost time). ``skill_checks`` measures greedy copy accuracy on
-  fresh names and object category accuracy on held-out views during training, recorded as
-  ``checks_by_step``, so the moment a skill emerges (or is lost) is visible.
-- **The record** (``pretrain_record.json``) holds the command, seeds, world config, mix, steps, times,
-  the loss curve and the probe's numbers: the checkpoint says how it was made and how good it is.
-- The folder is assembled in a staging sibling and renamed into place, so an interrupted run never leaves
-  a half-written model behind.
+- **TRL's ``SFTTrainer``** on conversational prompt-completion rows with images, so the processor and chat
+  template run as for Qwen2.5-VL-7B; CPU and fp32; every row is seen once (no memorising by repetition).
+- **The vision tower is pretrained first, on its own**, then frozen for the whole LM curriculum, as real
+  MLLMs are built (trained through the LM's loss, it turned into a constant marker).
+- **A four-phase curriculum**: copying names, object questions only the pixels answer, decisions about the
+  query's objects, then the main mix; then ``final_stages``, each with its own schedule. ``finish_from``
+  runs the stages alone on an already pretrained model.
+- **A grounding loss** (``grounding_weight``): a linear probe on every decoder layer's hidden states learns
+  which query tokens show the object asked about; without it the LM never learned the matching yes/no.
+- **Size and schedule**: 2 layers, hidden 128; AdamW at 1e-3, warm-up then cosine; ``skill_checks`` records
+  when a skill emerges or is lost. The folder, with its record, is assembled in a staging sibling.
+
+Measurements and history: docs/notes/tiny-base-curriculum.md
 """
 
 from __future__ import annotations

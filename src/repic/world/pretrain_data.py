@@ -3,59 +3,27 @@
 The base plays the "zero-shot MLLM" of the demo, so it must see nothing of the concepts it will later be
 personalized on and learn nothing personal: it learns to see (describe, find categories, box them, tell
 whether an object is the one in a reference image) and to copy the names given in its prompt. Eight tasks:
-
-- **object**: a single-object view -> one short attribute ("What is this object?" -> "a cat", its colour,
-  pattern, shape or accessory). Answers that only the pixels give are what makes the vision tower learn:
-  measured here, a base whose first phase was copy rows (answers that ignore the image) turned every image
-  into one constant marker (visual tokens' mean pairwise cosine 0.985) and never recovered, while 300
-  steps of this task alone reached 0.84-0.88 category accuracy on held-out views.
-- **scene_objects** (off in the shipped mixes): a scene -> its objects' categories, left to right ("a
-  cat, a cup and a car"): the same kind of answer at scene scale, where objects cover a few image tokens
-  each. Measured here, 40 % of these rows in the vision phase (with 60 % object rows) kept held-out
-  object category accuracy at 0.09-0.19 where object rows alone reached 0.78, so it is opt-in.
-- **describe**: a scene -> its generic caption by category, attributes and position (``describe_scene``),
-  or a single-object view -> ``A photo of <object phrase>.``. Some scene rows use the RAP inference layout
-  (one to four references with fresh names, then the query), so the demo's caption prompts are answered
-  with a caption of the query whatever the number of references; a referenced concept that is in the scene
-  is named in its phrase half of the time, one that is not never is.
-- **category yes/no**: "Is there a <category> in this image?" -> yes / no, balanced.
-- **category box**: "Where is the <category>?" (a category present once) -> ``[x1, y1, x2, y2]``, integer
-  pixels of the image as the model sees it (the world's sizes are multiples of 28, so these are the
-  image's own pixels), which the VLT reward parses. A third of the rows ask in VLT's own form about an
-  object described under a fresh name (``Name: <x>, Info: a tall red bear ...``).
-- **echo**: a reference view with ``Name: <x>, Info: ...`` -> "its name is <x>." and variants, in the
-  RePIC training layout or the RAP inference layout. ``<x>`` is a FRESH name drawn from the syllable
-  inventory, never the name of any concept of the world (training or held-out). A feasibility study found
-  this copy skill essential: a base without it never writes a name, so GRPO sees no reward at all.
-- **echo_multi**: two to four reference views, each with its own fresh name -> every name, in order
-  ("their names are <a> and <b>."). Measured here: a base that had only ever copied one name wrote no
-  name at all under prompts with two or more references, so multi-concept rewards stayed at zero.
-- **matching**: a single-object view + a scene -> "yes" if that very object is in the scene, else "no";
-  balanced, negatives mostly scenes with another object of the same category: what RePIC's OCT reward
-  trains, without names.
-
-Matching, category yes/no and box rows also carry ``grounding`` targets (``grounding_targets``): which of
-the query's tokens show the object asked about, for the grounding loss (``repic.world.grounding``).
+**object** (a single-object view -> one attribute: answers only the pixels give), **scene_objects** (a
+scene's categories, left to right; off in the shipped mixes), **describe** (a generic caption of a scene or
+a view, some in the RAP inference layout), **category yes/no**, **category box** (``[x1, y1, x2, y2]`` in
+the image's own pixels, which the VLT reward parses), **echo** (copy a FRESH name, never a concept's, given
+as ``Name: <x>, Info: ...``), **echo_multi** (two to four fresh names, in order) and **matching** (is that
+very object in the scene? what RePIC's OCT reward trains, without names). Matching, category yes/no and
+box rows also carry ``grounding`` targets (``grounding_targets``) for the grounding loss
+(``repic.world.grounding``).
 
 Choices, and why:
 
-- Only the training split is read. The collection's training scenes are joined by extra training-split
-  scenes and reference views rendered with the world's own generator (``build_scene``/``build_reference``
-  at indices past the collection's), so the vision tower sees thousands of layouts while held-out
-  concepts stay unseen (the generator keeps them out of training scenes, even as distractors).
-- **Distractor views.** Describing and matching only the 48 training concepts taught identities, not
-  attributes: measured here, the description loss on held-out references barely moved while training
-  references were learnt. So the distractor objects of training scenes (each drawn fresh, none looking
-  like any concept) are also rendered alone, reference-style; describing thousands of looks brought the
-  category recall of held-out references from 0.03 to 0.78 in 300 steps. Their scene is the matching
-  positive, so matching is learnt over thousands of objects too.
-- Rows hold image PATHS; ``repic.train.dataset.to_dataset`` declares them as ``datasets.Image`` so each image is opened
-  when its batch is collated, not up front (rendering 100k samples in memory once cost ~8 GB).
-- Rows use TRL's conversational prompt-completion format with an ``images`` column and one
-  ``{"type": "image"}`` placeholder per image, so training goes through the processor and chat template
-  exactly as a real model's would; TRL's collator puts the loss on the completion only.
+- Only the training split is read, joined by extra training-split scenes and views rendered with the
+  world's own generator: thousands of layouts, while held-out concepts stay unseen.
+- **Distractor views**: the distractors of training scenes are also rendered alone, reference-style, so
+  describing and matching learn attributes over thousands of looks, not 48 identities.
+- Rows hold image PATHS, opened when their batch is collated (``repic.train.dataset.to_dataset``), in TRL's
+  conversational prompt-completion format with one ``{"type": "image"}`` placeholder per image.
 - Each row's task is drawn by the mix's weights from one seeded ``random.Random``: the same seed and
   phase give the same rows.
+
+Measurements and history: docs/notes/tiny-base-pretraining-data.md
 """
 
 from __future__ import annotations
@@ -129,7 +97,7 @@ class PretrainMix:
     """Relative weights of the eight tasks (normalised when drawn); the defaults sum to 1."""
 
     object: float = 0.15
-    scene_objects: float = 0.0  # off: see the task's note in the module docstring
+    scene_objects: float = 0.0  # off: see the task in docs/notes/tiny-base-pretraining-data.md
     describe: float = 0.21
     category_yes_no: float = 0.10
     category_box: float = 0.10

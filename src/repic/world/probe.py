@@ -2,40 +2,20 @@
 
 ``probe_model(model_dir, world_dir)`` loads the model (timed), asks it, greedily, what the pretraining
 tasks ask, but about held-out concepts and scenes it never saw, and returns a dict (``PROBE_KEYS``):
+generic ``captions`` compared word by word with the world's own descriptions, ``zero_shot`` (the demo's
+RAP prompt: does the caption hold the name? GRPO needs this above zero), ``copy_accuracy`` (fresh,
+held-out and multiple names), ``object_category_accuracy``, ``matching_accuracy``,
+``oct_matching_accuracy``, ``category_yes_no_accuracy``, ``box_accuracy`` (IoU >= 0.5), and size and
+speed (``parameters``, ``checkpoint_bytes``, ``load_seconds``, ``tokens_per_second``).
 
-- ``captions``: generic captions of held-out scenes, compared word by word with the world's own
-  description: ``category_mention_rate`` (captions naming at least one category shown),
-  ``category_recall`` / ``category_precision`` (categories named that are shown, of those shown / of those
-  named), ``attribute_recall`` (colour, shape, pattern and accessory words of the description that the
-  caption has), ``exact_rate``, ``mean_chars``, ``format_ok_rate`` (ended with the end-of-turn token
-  within the budget, no stray special tokens).
-- ``zero_shot``: the demo's RAP prompt (the true concept's reference and name, an official evaluation
-  question): the share of captions that contain the name, and their format. GRPO needs this above zero.
-- ``copy_accuracy``: the name given in the prompt appears in the answer, for FRESH names (no concept's)
-  with held-out reference views; ``copy_accuracy_heldout_names`` the same with the concepts' own names;
-  ``copy_accuracy_multi`` the share of answers with every one of two to four fresh names given.
-- ``object_category_accuracy``: "What is this object?" about held-out reference views, answered with the
-  right category (chance about 1 in 8): whether the vision tower tells objects apart at all.
-- ``matching_accuracy`` (reference view + scene: is that very object there?, half yes, half no;
-  ``oct_matching_accuracy`` the same rows asked as RePIC's OCT task asks, a fresh name for the object),
-  ``category_yes_no_accuracy`` (half yes) and ``box_accuracy`` (IoU >= 0.5), mean ``repic.rewards``.
-- ``parameters``, ``checkpoint_bytes``, ``load_seconds``, ``tokens_per_second`` at batch 1 and 8 (left
-  padding, greedy, a fixed number of new tokens).
+The prompts are built by the pretraining row builders on a pool of the held-out split, so nothing differs
+from pretraining but the concepts. Answers, and the reward-scored accuracies, come from the evaluation
+engine (``repic.evaluate.engine``); the caption, copy and category measures are the probe's own. Yes/no
+sets are balanced, so always answering "yes" scores 0.5. A model pretrained on another world is still
+probed (``same_world_as_pretraining`` False, ``heldout_known_from_pretraining`` counting the held-out
+concepts that look like one it trained on). Each phase is reported through ``progress`` (``repic.progress``).
 
-The prompts are built by the pretraining row builders on a pool of the held-out split, so the probe asks
-in exactly the phrasings pretraining used and nothing else differs but the concepts. Answers, and the
-reward-scored accuracies, come from the evaluation engine (``repic.evaluate.engine``), the code that
-measures every model in the project; the caption, copy and category measures are the probe's own, on the
-world's vocabulary. Yes/no sets are
-balanced by drawing until each answer has its half, so always answering "yes" scores 0.5. A model whose
-``pretrain_record.json`` names another world is still probed, but ``same_world_as_pretraining`` is False,
-and ``heldout_known_from_pretraining`` counts the probed world's held-out concepts that look like (same
-category and description) a training concept of the world the model was pretrained on: 0 means the
-held-out measures are clean even so (a world with more evaluation scenes has the same concepts).
-
-A probe of a real model takes minutes, so ``probe_model`` reports each phase through ``progress``
-(``repic.progress``): the load, then one line per measurement as it starts, ``[3/11] copy, fresh names:
-48 prompts``.
+In full: docs/notes/base-probe.md
 """
 
 from __future__ import annotations

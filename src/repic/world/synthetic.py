@@ -6,30 +6,23 @@ what the tiny model is trained and evaluated on, and what the tests of every lat
 
 Choices, and why:
 
-- Names are ``<`` + two consonant-vowel syllables + ``>`` (``<bako>``), all lowercase ASCII from the fixed
-  inventory ``SYLLABLES``, so a tokenizer can isolate each syllable and every name is the same few
-  tokens. Held-out names are new combinations of syllables that training names use: a model that learned
-  to copy names from its prompt meets no unseen token, only an unseen name.
-- Concepts of one category differ from each other in at least two of five attributes (shape variant, body
-  colour, pattern, accent colour, accessory); telling them apart needs the fine details, as with a user's
-  own dog among other dogs. The attributes are kept in ``Concept.extra["attributes"]`` so text can be
-  generated from them (``describe_object``, ``describe_scene``).
-- Splits are by concept. A held-out concept never appears in a training scene, not even as a distractor,
-  and its name is in no training text. Distractors are generated fresh for each scene and never equal any
-  concept's appearance: *lookalikes* (the category of a concept in the scene, one or two attributes
-  changed: the hard negatives), *others* (a random object of a concept category) and *props* (ball,
-  block, cone: generic clutter).
-- Every scene is drawn from its own random stream, keyed by (seed, split, kind, index): changing one
-  count does not reshuffle the other scenes, and a scene can be re-drawn on its own (``build_scene``).
-- A layout is redrawn when an object would be hidden too much (a concept must keep 60 % of its pixels,
-  occlusion and the image edge included), so partial occlusion happens without hiding what a question is
-  about.
-- Sizes default to 112 px queries and 56 px references: multiples of 28 (Qwen's 14 px patches merged
-  2 x 2), so its processor does not resize them, and few enough image tokens for a tiny model on a CPU.
+- Names are ``<`` + two consonant-vowel syllables + ``>`` (``<bako>``) from the fixed inventory
+  ``SYLLABLES``; held-out names are new combinations of the same syllables, so a model meets no unseen
+  token, only an unseen name.
+- Concepts of one category differ in at least two of five attributes (kept in
+  ``Concept.extra["attributes"]``): telling them apart needs the fine details, as with a user's own dog.
+- Splits are by concept: a held-out concept is in no training scene, not even as a distractor. Distractors
+  (lookalikes, others, props) are generated fresh for each scene and never equal any concept's look.
+- Every scene is drawn from its own random stream, keyed by (seed, split, kind, index), and can be
+  re-drawn on its own (``build_scene``); a layout that hides a concept too much is redrawn.
+- Sizes default to 112 px queries and 56 px references, multiples of 28, so Qwen's processor does not
+  resize them.
 
 The settings live in ``world_config``, the looks in ``silhouettes``, the pixels in ``render`` and the
 words in ``describe``; this module is the world's logic and its public face (``WorldConfig`` and the
 text helpers are re-exported here).
+
+In full: docs/notes/synthetic-world.md
 """
 
 from __future__ import annotations

@@ -4,43 +4,25 @@ Real MLLMs do not learn to see through their language model's loss: their towers
 (CLIP, SigLIP), then aligned to the LM. ``pretrain_vision(model_dir, VisionPretrainConfig())`` does the same
 for the tiny Qwen2.5-VL model: it trains ``model.visual`` (patch embedding, blocks and the merger that
 writes the LM's input tokens) directly, with no language model, and writes the trained weights back into the
-model folder. Losses, summed, all on the merger's output tokens (the very vectors the LM reads):
-
-- **dense**, per merged token (a 28 x 28 pixel cell): the category, body colour and pattern of the object
-  covering at least ``cell_cover`` of the cell, or background (targets from the renderer's per-pixel
-  object labels, ``Rendered.labels``);
-- **object**, per object: every attribute (category, shape, colour, pattern, accent, accessory) read from
-  its mask-pooled tokens (token weights: the object's share of pixels in each cell);
-- **identity** (InfoNCE, temperature ``temperature``): an object's mask-pooled scene embedding against a
-  reference-style view of it (a fresh view, rendered alone on a plain background), the batch's other views
-  being the negatives; same-category lookalikes in the scenes are the hard ones;
-- **token matching**: a view against each token of a scene, softmax over the tokens plus a learned "not
-  here" slot, the target being the object's pixel shares (or the slot, for a scene without it). This is
-  present-vs-absent decided token by token with no mask given, which is what OCT, retrieval and naming only
-  the concepts present need;
-- **geometry** (weight ``geometry_weight``): each token's own cell centre and the box of the object under
-  it, as fractions of the image side (L1), so that where a token is, and its object's extent, are in the
-  vectors the LM reads: the tower has no absolute position embedding (2-D rotary attention only), and
-  without this loss a linear probe read a token's row of 4 right 0.33 of the time (chance 0.25).
-
-Identity and matching use cosine similarity of the raw merger outputs (no projection head), so that the
-tokens the LM reads are themselves comparable: a reference token and the scene tokens of the same object
-point the same way.
+model folder. Losses, summed, all on the merger's output tokens (the very vectors the LM reads): **dense**
+(per 28 x 28 cell, the category, colour and pattern of the object covering it, or background), **object**
+(every attribute, from an object's mask-pooled tokens), **identity** (InfoNCE: an object in a scene against
+a fresh reference-style view of it), **token matching** (a view against each scene token plus a "not here"
+slot: present vs absent, token by token) and **geometry** (each token's cell centre and its object's box:
+the tower has no absolute position embedding). Identity and matching compare the raw merger outputs by
+cosine (no projection head), so the tokens the LM reads are themselves comparable.
 
 What it chose and why:
 
 - **A larger pretraining world** (``pretraining_world``): the evaluation world's training concepts plus
-  ``extra_concepts`` new ones, none looking like any concept of the evaluation world (held-out ones
-  included), and every scene's distractors with views of their own: thousands of identities instead of
-  48. A probe of this tower found held-out colour and category generalised better with 400 training
-  concepts than with 48. Held-out concepts are never drawn, not even as distractors.
-- **Rendered up front, reused**: ``scenes`` training scenes (all four kinds) with a view of every object
-  are rendered once (about 10 ms each), then batches are drawn from them.
-- The language model, the embeddings and ``lm_head`` are untouched; only ``model.visual`` changes. The
-  heads used for the losses are thrown away after training.
-- ``evaluate_vision`` measures, on held-out concepts, what the tower alone can tell: identity rank-1
-  among a scene's objects, present vs absent by the best token (ROC AUC, and balanced accuracy at the
-  threshold fitted on training scenes), and per-token category accuracy.
+  ``extra_concepts`` new ones and views of every distractor, thousands of identities instead of 48.
+  Held-out concepts are never drawn, not even as distractors.
+- **Rendered up front, reused**: ``scenes`` training scenes with a view of every object, rendered once.
+- Only ``model.visual`` changes; the heads used for the losses are thrown away after training.
+- ``evaluate_vision`` measures, on held-out concepts, what the tower alone can tell: identity rank-1,
+  present vs absent by the best token, per-token category accuracy.
+
+Measurements and history: docs/notes/vision-tower-pretraining.md
 """
 
 from __future__ import annotations
@@ -60,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import atomic_write_json
-from ..concepts.detect import box_iou
+from ..concepts.detect import standard_box_iou
 from ..errors import RepicError
 from ..progress import Progress, say_nothing
 from ..records import Concept
@@ -404,7 +386,7 @@ def head_accuracy(visual: nn.Module, heads: VisionHeads, tower_input: TowerInput
     boxed = ~torch.isnan(geometry[:, 2])
     if boxed.any():
         predicted, truth = heads.geometry(tokens[boxed])[:, 2:].tolist(), geometry[boxed, 2:].tolist()
-        overlaps = np.array([box_iou(p, t) for p, t in zip(predicted, truth, strict=True)])
+        overlaps = np.array([standard_box_iou(p, t) for p, t in zip(predicted, truth, strict=True)])
         result["token_box_iou"] = float(overlaps.mean())
         result["token_box_iou50"] = float((overlaps >= 0.5).mean())
     pooled = torch.cat([torch.from_numpy(s.weights) @ t for s, t in zip(samples, scene_tokens, strict=True) if len(s.weights)])
