@@ -562,13 +562,14 @@ def test_a_markdown_file_without_one_summary_section_is_refused_and_left_as_it_w
     assert "needs the lines" in capsys.readouterr().err and readme.read_text(encoding="utf-8") == content
 
 
-def test_the_readme_quotes_the_summary_of_the_demo_run_it_describes():
+@pytest.mark.parametrize("page", ["README.md", "docs/demo.md"])
+def test_the_readme_and_the_demo_page_quote_the_summary_of_the_demo_run_they_describe(page):
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text(encoding="utf-8")
+    text = (root / page).read_text(encoding="utf-8")
     summary = summary_markdown(read_results(root / "docs" / "demo" / "results.json"))
-    assert update_section(readme, summary) == readme, (
-        "README.md's results summary is not docs/demo/results.json's: run "
-        "python -m repic.report.readme docs/demo/results.json README.md"
+    assert update_section(text, summary) == text, (
+        f"{page}'s results summary is not docs/demo/results.json's: run "
+        f"python -m repic.report.readme docs/demo/results.json {page}"
     )
 
 
