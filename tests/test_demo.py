@@ -27,6 +27,7 @@ from repic.concepts.database import load_database
 from repic.errors import RepicError
 from repic.evaluate import models as evaluate_module
 from repic.evaluate.intervals import caption_outcomes, rate_outcomes
+from repic.evaluate.metrics import CaptionRow
 from repic.evaluate.models import query_outcomes
 from repic.shipped import shipped_base_path
 from repic.train import load_config
@@ -620,12 +621,12 @@ def test_module_doctests_pass():
 
 
 def test_absent_named_counts_only_offered_concepts_not_in_the_image():
-    offered = {"concepts": ["<bo>"], "prompt_concepts": ["<bo>", "<kim>"]}
+    offered = {"image": "q.png", "concepts": ("<bo>",), "shown": ("<bo>", "<kim>")}
     rows = [
-        {**offered, "prediction": "<bo> sits next to <kim>."},  # names the absent <kim>: a hit
-        {**offered, "prediction": "Kim's friend <bo>."},  # the bare display name counts too
-        {**offered, "prediction": "<bo> alone; </kim> is no name."},  # closing form only: no hit
-        {**offered, "prediction": "<rex> waves."},  # <rex> was not offered: not counted here
+        CaptionRow(caption="<bo> sits next to <kim>.", **offered),  # names the absent <kim>: a hit
+        CaptionRow(caption="Kim's friend <bo>.", **offered),  # the bare display name counts too
+        CaptionRow(caption="<bo> alone; </kim> is no name.", **offered),  # closing form only: no hit
+        CaptionRow(caption="<rex> waves.", **offered),  # <rex> was not offered: not counted here
     ]
     count = evaluate_module.absent_named(rows, {"<kim>": ["Kim"]})
     assert (count.hits, count.total) == (2, 4)
@@ -636,6 +637,7 @@ def test_gallery_rows_refuse_predictions_of_different_queries(tmp_path):
         folder = tmp_path / name
         for key in evaluate_module.CAPTION_EVALUATIONS:
             row = {
+                "task": "ict",
                 "image_path": image,
                 "concepts": ["<bo>"],
                 "references": [],
@@ -652,7 +654,7 @@ def test_gallery_rows_match_queries_by_their_file_name_in_the_data_not_where_the
     # a copied run folder: one model's predictions were made in the old folder, the other's in the new one
     for name, root in (("old", "/runs/old"), ("new", "/runs/new")):
         for key in evaluate_module.CAPTION_EVALUATIONS:
-            row = {"image": "scenes/heldout/x.png", "image_path": f"{root}/world/scenes/heldout/x.png",
+            row = {"task": "ict", "image": "scenes/heldout/x.png", "image_path": f"{root}/world/scenes/heldout/x.png",
                    "concepts": ["<bo>"], "references": [], "prediction": f"by {name}", "question": "q"}
             (tmp_path / name).mkdir(exist_ok=True)
             (tmp_path / name / f"{key}.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")

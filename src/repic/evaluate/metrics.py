@@ -46,12 +46,21 @@ _NAME_SEPARATORS = re.compile(r"[\s_\-]+")
 
 @dataclass(frozen=True)
 class CaptionRow:
-    """A caption and the concepts truly in its image (tags as the file wrote them, e.g. ``"<bo>"``)."""
+    """A caption and the concepts truly in its image (tags as the file wrote them, e.g. ``"<bo>"``).
+
+    Rows of this project's prediction files also say what the prompt showed (``shown``), what retrieval
+    found (``retrieved``, rank order), and where the query and the shown references are (paths relative to
+    the file, for galleries); official dumps leave them empty.
+    """
 
     image: str
     concepts: tuple[str, ...]
     caption: str
     question: str = ""
+    shown: tuple[str, ...] = ()
+    retrieved: tuple[str, ...] = ()
+    image_path: str = ""
+    references: tuple[tuple[str, str], ...] = ()  # (tag, image path)
 
 
 @dataclass(frozen=True)

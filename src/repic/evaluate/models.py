@@ -53,6 +53,7 @@ from ..inference.generate import GenerationSettings
 from ..progress import Progress
 from ..report import CaptionResult, Count, GalleryReference, GalleryRow, ModelResult, Results
 from . import (
+    CaptionRow,
     LoadedPredictions,
     QueryOutcomes,
     caption_outcomes,
@@ -192,15 +193,14 @@ def score_model(
     aliases = display_names(database)
     captions = {}
     for key in CAPTION_EVALUATIONS:
-        path = predictions_path(out_dir, key)
-        scores = _scores(path, aliases, "captions")
-        raw = _read_rows(path)
-        top1, recall = retrieval_hits(raw)
+        loaded = _loaded(predictions_path(out_dir, key), "captions")  # read once, typed
+        scores = score_predictions(loaded, aliases).captions
+        top1, recall = retrieval_hits(loaded.captions)
         captions[key] = CaptionResult(
             rows=scores.rows,
             official=scores.official,
             strict=scores.strict,
-            absent_named=absent_named(raw, aliases),
+            absent_named=absent_named(loaded.captions, aliases),
             retrieval_top1=top1,
             retrieval_recall=recall,
         )
@@ -223,12 +223,11 @@ def query_outcomes(out_dir: str | os.PathLike, database: ConceptDatabase) -> dic
     aliases = display_names(database)
     outcomes: dict[str, QueryOutcomes] = {}
     for key in CAPTION_EVALUATIONS:
-        path = predictions_path(out_dir, key)
-        rows = _loaded(path, "captions").captions
+        rows = _loaded(predictions_path(out_dir, key), "captions").captions
         variant = choose_official_variant(rows)  # as score_predictions chooses it
         outcomes[f"{key}.official"] = caption_outcomes(official_row_outcomes(rows, variant))
         outcomes[f"{key}.strict"] = caption_outcomes(strict_row_outcomes(rows, aliases))
-        named = absent_named_hits(_read_rows(path), aliases)
+        named = absent_named_hits(rows, aliases)
         if named is not None:
             outcomes[f"{key}.absent_named"] = rate_outcomes(named)
     oct_rows = _loaded(predictions_path(out_dir, "oct"), "recognition").recognition
@@ -253,60 +252,54 @@ def _loaded(path: Path, kind: str) -> LoadedPredictions:
     return loaded
 
 
-def absent_named(rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequence[str]]) -> Count | None:
-    """Captions naming an offered concept (``prompt_concepts``) that is not in the image (``concepts``).
+def absent_named(rows: Sequence[CaptionRow], aliases: Mapping[str, Sequence[str]]) -> Count | None:
+    """Captions naming a shown concept that is not in the image (``shown`` but not in ``concepts``).
 
-    ``None`` when no row offered such a concept: then nothing could be named wrongly.
+    ``None`` when no row showed such a concept: then nothing could be named wrongly.
 
-    >>> offered = {"concepts": ["<bo>"], "prompt_concepts": ["<bo>", "<kim>"]}
-    >>> absent_named([{**offered, "prediction": "<bo> and Kim"}, {**offered, "prediction": "<bo> alone"}], {})
+    >>> offered = dict(image="q.png", concepts=("<bo>",), shown=("<bo>", "<kim>"))
+    >>> absent_named([CaptionRow(caption="<bo> and Kim", **offered), CaptionRow(caption="<bo> alone", **offered)], {})
     Count(hits=1, total=2)
-    >>> print(absent_named([{"concepts": ["<bo>"], "prompt_concepts": ["<bo>"], "prediction": "<bo>"}], {}))
+    >>> print(absent_named([CaptionRow("q.png", ("<bo>",), "<bo>", shown=("<bo>",))], {}))
     None
     """
     hits = absent_named_hits(rows, aliases)
     return None if hits is None else Count(sum(hits), len(hits))
 
 
-def absent_named_hits(
-    rows: Sequence[Mapping[str, Any]], aliases: Mapping[str, Sequence[str]]
-) -> list[bool] | None:
-    """Per caption: does it name an offered concept that is not in its image? ``None`` when no row offered
+def absent_named_hits(rows: Sequence[CaptionRow], aliases: Mapping[str, Sequence[str]]) -> list[bool] | None:
+    """Per caption: does it name a shown concept that is not in its image? ``None`` when no row showed
     such a concept (see ``absent_named``).
 
-    >>> offered = {"concepts": ["<bo>"], "prompt_concepts": ["<bo>", "<kim>"]}
-    >>> absent_named_hits([{**offered, "prediction": "<bo> and Kim"}, {"concepts": ["<bo>"],
-    ...                    "prompt_concepts": ["<bo>"], "prediction": "<bo> and Kim"}], {})
+    >>> rows = [CaptionRow("q.png", ("<bo>",), "<bo> and Kim", shown=("<bo>", "<kim>")),
+    ...         CaptionRow("q.png", ("<bo>",), "<bo> and Kim", shown=("<bo>",))]
+    >>> absent_named_hits(rows, {})
     [True, False]
     """
-    offered_absent = [[tag for tag in row["prompt_concepts"] if tag not in row["concepts"]] for row in rows]
-    if not any(offered_absent):
+    shown_absent = [[tag for tag in row.shown if tag not in row.concepts] for row in rows]
+    if not any(shown_absent):
         return None
     return [
-        bool(absent) and bool(named_concepts(row["prediction"], absent, aliases))
-        for row, absent in zip(rows, offered_absent, strict=True)
+        bool(absent) and bool(named_concepts(row.caption, absent, aliases))
+        for row, absent in zip(rows, shown_absent, strict=True)
     ]
 
 
-def retrieval_hits(rows: Sequence[Mapping[str, Any]]) -> tuple[Count | None, Count | None]:
+def retrieval_hits(rows: Sequence[CaptionRow]) -> tuple[Count | None, Count | None]:
     """Queries whose first retrieved concept is in the image, and true concepts among those retrieved;
     ``(None, None)`` for rows that were not retrieved for.
 
-    >>> rows = [{"concepts": ["<a>"], "retrieved": [{"tag": "<a>"}, {"tag": "<b>"}]},
-    ...         {"concepts": ["<a>", "<c>"], "retrieved": [{"tag": "<b>"}, {"tag": "<c>"}]}]
+    >>> rows = [CaptionRow("a.png", ("<a>",), "", retrieved=("<a>", "<b>")),
+    ...         CaptionRow("b.png", ("<a>", "<c>"), "", retrieved=("<b>", "<c>"))]
     >>> retrieval_hits(rows)
     (Count(hits=1, total=2), Count(hits=2, total=3))
     """
-    retrieved = [row for row in rows if row.get("retrieved")]
+    retrieved = [row for row in rows if row.retrieved]
     if not retrieved:
         return None, None
-    first = sum(row["retrieved"][0]["tag"] in row["concepts"] for row in retrieved)
-    found = sum(len({f["tag"] for f in row["retrieved"]} & set(row["concepts"])) for row in retrieved)
-    return Count(first, len(retrieved)), Count(found, sum(len(row["concepts"]) for row in retrieved))
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    first = sum(row.retrieved[0] in row.concepts for row in retrieved)
+    found = sum(len(set(row.retrieved) & set(row.concepts)) for row in retrieved)
+    return Count(first, len(retrieved)), Count(found, sum(len(row.concepts) for row in retrieved))
 
 
 def read_model_result(out_dir: str | os.PathLike) -> ModelResult:
@@ -321,8 +314,8 @@ def read_model_result(out_dir: str | os.PathLike) -> ModelResult:
     return Results.from_json(document, str(path)).models[0]
 
 
-def _query_of(row: Mapping[str, Any]) -> str:
-    return row.get("image") or row["image_path"]
+def _query_of(row: CaptionRow) -> str:
+    return row.image or row.image_path
 
 
 def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) -> list[GalleryRow]:
@@ -333,7 +326,8 @@ def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) 
     """
     rows = []
     for key in CAPTION_EVALUATIONS:
-        by_model = {label: _read_rows(predictions_path(folder, key)) for label, folder in outputs.items()}
+        by_model = {label: _loaded(predictions_path(folder, key), "captions").captions
+                    for label, folder in outputs.items()}
         first_folder, first = next(iter(outputs.values())), next(iter(by_model.values()))
         for index, row in enumerate(first[:per_evaluation]):
             for label, predictions in by_model.items():
@@ -346,17 +340,12 @@ def gallery_rows(outputs: Mapping[str, str | os.PathLike], per_evaluation: int) 
                     )
             rows.append(
                 GalleryRow(
-                    query=_resolved(first_folder, row["image_path"]),
-                    concepts=row["concepts"],
-                    references=[
-                        GalleryReference(_resolved(first_folder, ref["image"]), ref["tag"])
-                        for ref in row["references"]
-                    ],
-                    captions={
-                        label: predictions[index]["prediction"] for label, predictions in by_model.items()
-                    },
+                    query=_resolved(first_folder, row.image_path),
+                    concepts=list(row.concepts),
+                    references=[GalleryReference(_resolved(first_folder, image), tag) for tag, image in row.references],
+                    captions={label: predictions[index].caption for label, predictions in by_model.items()},
                     evaluation=key,
-                    question=row["question"],
+                    question=row.question,
                 )
             )
     return rows

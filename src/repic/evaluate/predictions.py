@@ -211,11 +211,30 @@ def _add_project_row(loaded: LoadedPredictions, row: dict[str, Any]) -> None:
     concepts = _concepts(row.get("concepts"))
     if task in _CAPTION_TASKS:
         question = _text(row.get("question", ""), "question")
-        _add_caption(loaded, CaptionRow(image, concepts, prediction, question))
+        _add_caption(loaded, CaptionRow(image, concepts, prediction, question, **_prompt_fields(row)))
     elif task == "oct":
         loaded.recognition.append(RecognitionRow(image, concepts, prediction, _yes_no(row.get("solution"))))
     else:
         loaded.localization.append(LocalizationRow(image, concepts, prediction, _box(row.get("solution"))))
+
+
+def _prompt_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """What a project row says of its prompt: the concepts shown, those retrieved, the query's and the
+    references' paths (absent in rows written by other tools: left empty)."""
+    retrieved = row.get("retrieved") or []
+    references = row.get("references") or []
+    if not isinstance(retrieved, list) or not all(isinstance(found, dict) and isinstance(found.get("tag"), str)
+                                                  for found in retrieved):
+        raise _MalformedRow("has 'retrieved' that is not a list of {\"tag\": ...} objects")
+    if not isinstance(references, list) or not all(isinstance(ref, dict) and isinstance(ref.get("tag"), str)
+                                                   and isinstance(ref.get("image"), str) for ref in references):
+        raise _MalformedRow("has 'references' that is not a list of {\"tag\": ..., \"image\": ...} objects")
+    return {
+        "shown": _concepts(row["prompt_concepts"]) if row.get("prompt_concepts") else (),
+        "retrieved": tuple(found["tag"] for found in retrieved),
+        "image_path": _text(row.get("image_path", ""), "image_path"),
+        "references": tuple((ref["tag"], ref["image"]) for ref in references),
+    }
 
 
 def _add_caption(loaded: LoadedPredictions, row: CaptionRow) -> None:
