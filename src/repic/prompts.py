@@ -372,6 +372,65 @@ PRETRAIN_OBJECT_QUESTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# --- Benchmark questions (``repic bench run``) ------------------------------------------------------------
+# Recognition rows use the OCT layout above and caption rows the inference layout; multiple-choice and open
+# questions show the row's concepts as the inference layout does (reference image, then its Name / Info
+# line), then the query image when the row has one, then the question with its answer instruction.
+
+BENCH_QA_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Below is information about the reference images: each shows a personal "
+    "concept, called by its name in angle brackets."
+)
+CHOICE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+CHOICE_ANSWER_INSTRUCTION = "Answer with the letter of the right option only."
+OPEN_ANSWER_INSTRUCTION = "Answer the question using a single word or phrase."
+
+
+def choice_text(question: str, options: Sequence[str]) -> str:
+    """A multiple-choice question with its options lettered A, B, C... in the order given.
+
+    >>> print(choice_text("What is <bo>?", ["a dog", "a cat"]))
+    Question: What is <bo>?
+    Options:
+    A. a dog
+    B. a cat
+    Answer with the letter of the right option only.
+    """
+    if not 2 <= len(options) <= len(CHOICE_LETTERS):
+        raise RepicError(f"a multiple-choice question needs 2 to {len(CHOICE_LETTERS)} options, not {len(options)}")
+    lines = [f"{letter}. {option.strip()}" for letter, option in zip(CHOICE_LETTERS, options, strict=False)]
+    return "\n".join([f"Question: {question.strip()}", "Options:", *lines, CHOICE_ANSWER_INSTRUCTION])
+
+
+def open_text(question: str) -> str:
+    """An open question with its answer instruction."""
+    return f"{question.strip()}\n{OPEN_ANSWER_INSTRUCTION}"
+
+
+def question_messages(references: Sequence[tuple[str, str]], text: str, *, with_image: bool) -> list[Message]:
+    """A question about personal concepts: per reference its image and ``N. Name: <x>, Info: ...``, then the
+    query image (``with_image``) and ``This is the query image. <text>``, or the text alone.
+
+    With no references there is no system turn (the model's chat template adds its default one); with no
+    image and no references the prompt is text only.
+    """
+    content: list[dict[str, Any]] = []
+    for number, (tag, info) in enumerate(references, start=1):
+        content.append({"type": "image"})
+        content.append({"type": "text", "text": f"{number}. {reference_line(tag, info)}"})
+    if with_image:
+        content.append({"type": "image"})
+        content.append({"type": "text", "text": f"{QUERY_IMAGE_LEAD} {text}"})
+    else:
+        content.append({"type": "text", "text": text})
+    messages: list[Message] = []
+    if references:
+        messages.append({"role": "system", "content": [{"type": "text", "text": BENCH_QA_SYSTEM_PROMPT}]})
+    messages.append({"role": "user", "content": content})
+    assert count_image_placeholders(messages) == len(references) + int(with_image)
+    return messages
+
+
 # --- The tiny model's tokenizer (``repic.world.tokenizer``) ---------------------------------------------
 # The shipped tiny base's tokenizer and chat template were built from these exact strings.
 

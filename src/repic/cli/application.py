@@ -18,6 +18,7 @@ from rich.text import Text
 from ..errors import RepicError, os_error_message
 from . import (
     INTERRUPTED_EXIT,
+    bench_cmd,
     caption_cmd,
     data_cmd,
     db_cmd,
@@ -41,7 +42,8 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(train_cmd.app, name="train")
-app.add_typer(judge_cmd.app, name="eval")  # `repic eval FILE...` scores; `repic eval judge A B`
+app.add_typer(judge_cmd.app, name="eval")
+app.add_typer(bench_cmd.app, name="bench")  # `repic eval FILE...` scores; `repic eval judge A B`
 app.command("caption")(caption_cmd.caption_command)
 app.command("merge")(merge_cmd.merge_command)
 app.command("report")(report_cmd.report_command)
