@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from repic.bench.formats import FORMATS, import_folder
 from repic.bench.rows import read_manifest, read_rows
+from repic.bench.score import score_benchmark
 from repic.cli.bench_cmd import app
 from repic.concepts.database import load_database
 from repic.errors import RepicError
@@ -51,6 +52,34 @@ def check_images(out: Path) -> None:
         assert (out / entry["image"]).is_file() and entry["image"].startswith("references/")
     loaded = load_database(out / "database.json")  # the concept database reads back, images found
     assert all(image.is_file() for concept in loaded.concepts.values() for image in concept.images)
+
+
+def scores_perfectly(out: Path, tmp_path: Path) -> dict:
+    """The imported folder scored (``repic bench score``) against answers that are its own truth: every kind
+    the format has scores 100 %, so what an import writes is what the scorer reads."""
+    rows = read_rows(out)
+    lines = []
+    for row in rows:
+        if row.kind == "choice":
+            answer = "ABCDEFGHIJKLMNOP"[row.answer]
+        elif row.kind == "caption":
+            answer = ("A photo of " + " and ".join(row.concepts) + ".") if row.concepts else "A photo."
+        else:
+            answer = row.answer
+        lines.append({"id": row.id, "kind": row.kind, "answer": answer})
+    predictions = tmp_path / "run" / "predictions.jsonl"
+    predictions.parent.mkdir(exist_ok=True)
+    predictions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    results = score_benchmark(predictions, out)
+    kinds = {row.kind for row in rows}
+    assert kinds and all(results[kind]["rows"] == sum(row.kind == kind for row in rows) for kind in kinds)
+    for kind in kinds & {"recognition", "choice", "open"}:
+        assert results[kind]["accuracy"] == 1.0, (kind, results[kind])
+    if "recognition" in kinds:
+        assert results["recognition"]["unclear"] == 0
+    if "caption" in kinds and results["caption"]["official"] is not None:
+        assert results["caption"]["official"]["f1"] == 1.0 and results["caption"]["strict"]["f1"] == 1.0
+    return results
 
 
 # ------------------------------------------------------------------------------------------------ yollava
@@ -101,6 +130,7 @@ def test_yollava(tmp_path):
     assert set(database(out)) == {"<bo>", "<mam>", "<brown-duck>"} and database(out)["<bo>"]["category"] == "pet animal"
     assert read_manifest(out)["counts"] == manifest.counts
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------------- rap
@@ -161,6 +191,7 @@ def test_rap(tmp_path):
                                     "eval/yollava-visual-qa.json", "eval/yollava-text-only-qa.json",
                                     "eval/caption_multi.json"}
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # -------------------------------------------------------------------------------------------------- myvlm
@@ -192,6 +223,7 @@ def test_myvlm(tmp_path):
     assert "bull/captions_augmented.json" in manifest.hashes and "bull/captions.json" not in manifest.hashes
     assert any("LLaVA generated" in n for n in manifest.notes) and manifest.missing_images == []
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------- mc-llava
@@ -241,6 +273,7 @@ def test_mc_llava_uses_the_file_roles_of_its_code(tmp_path):
     assert len(db["<Anna>"]["images"]) == 2 and db["<Elsa>"]["category"] == "character"
     assert "concept_type.json" in manifest.hashes and "two_concept/multi/Anna_Elsa/position.json" in manifest.hashes
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------- mmpb
@@ -281,6 +314,7 @@ def test_mmpb(tmp_path):
     assert db["<alice>"]["category"] == "human" and len(db["<alice>"]["images"]) == 2
     assert manifest.hashes == {"dataset.csv": sha(src / "dataset.csv")}
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # -------------------------------------------------------------------------------------------------- perva
@@ -300,6 +334,7 @@ def test_perva_takes_the_category_from_the_path(tmp_path):
         "<bag-alx>": ("yes", None), "<ash>": ("no", "same_category"), "<cup-alx>": ("no", "other_category")}
     assert any("more than one category" in n for n in manifest.notes)
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------- dreambooth
@@ -320,6 +355,7 @@ def test_dreambooth(tmp_path):
     assert on_dog == {"<dog>": ("yes", None), "<dog2>": ("no", "same_category"), "<teapot>": ("no", "other_category")}
     assert manifest.hashes == {"dataset/prompts_and_classes.txt": sha(src / "dataset/prompts_and_classes.txt")}
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # -------------------------------------------------------------------------------------------------- repic
@@ -343,6 +379,7 @@ def test_repic_templates(tmp_path):
     with pytest.raises(RepicError, match="dreambooth_query_templates.json"):
         import_folder("repic", repo, tmp_path / "other")
     check_images(out)
+    scores_perfectly(out, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ refusals, CLI
