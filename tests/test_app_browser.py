@@ -177,7 +177,7 @@ def test_add_a_concept_then_caption_a_photo_that_names_it(app_server, page, tmp_
     expect(page.locator("#references")).to_contain_text("<mimi> 1.00")
 
     # Picked by hand, with the third official question, which the shipped base answers with the name.
-    page.locator("#mode").get_by_text("Pick them by hand").click()
+    page.locator("#mode").get_by_text("given: pick them by hand").click()
     _choose(page, "picked", "<mimi>")
     _field(page, "question").fill("Provide a personalized caption of the given image.")
     page.locator("#caption-button").click()
@@ -309,7 +309,7 @@ def test_a_photo_over_the_pixel_limit_is_refused_before_it_is_decoded(app_server
 def test_removing_a_concept_still_chosen_on_the_caption_tab(app_server, page):
     expect = sync_api.expect
     page.goto(app_server.url, wait_until="networkidle")
-    page.locator("#mode").get_by_text("Pick them by hand").click()
+    page.locator("#mode").get_by_text("given: pick them by hand").click()
     _choose(page, "picked", "<fisi>")
     _choose(page, "picked", "<dana>")
     page.get_by_text("Ask about one concept").click()
@@ -349,7 +349,7 @@ def test_a_concept_removed_elsewhere_gives_a_message(app_server, page):
     store.add("lulu", category="cat", images=[Image.open(EXAMPLES / "dana.png")])
     page.goto(app_server.url, wait_until="networkidle")  # the page lists the concept added after the app started
     _upload_photo(page, EXAMPLES / "dana.png")
-    page.locator("#mode").get_by_text("Pick them by hand").click()
+    page.locator("#mode").get_by_text("given: pick them by hand").click()
     _choose(page, "picked", "<lulu>")
     page.get_by_text("Ask about one concept").click()
     _choose(page, "asked", "<lulu>")

@@ -26,7 +26,7 @@ from ..serve.defaults import known_models
 from ..serve.service import CaptionService
 from ..serve.uploads import ImageLimits, ServiceError, decode_data_url, decode_image
 
-RETRIEVE, PICK = "Retrieve them (top-K)", "Pick them by hand"
+RETRIEVE, PICK = "retrieve: the top-K by similarity", "given: pick them by hand"  # the API's and the CLI's mode names
 UNEXPECTED = "**Something went wrong** and nothing was changed; the app's log says what. Try again or reload the page."
 log = logging.getLogger("repic.app")
 

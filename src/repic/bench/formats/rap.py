@@ -83,7 +83,7 @@ def recognition(imp: Importer, path: Path, categories: dict[str, str]) -> None:
 
 
 def captions(imp: Importer, path: Path) -> None:
-    """``{image: [concepts]}`` (the ``--eval-file`` of caption.py) -> caption rows with no reference captions."""
+    """``{image: [concepts]}`` (the evaluation file RAP's caption.py reads) -> caption rows with no reference captions."""
     raw = imp.read_json(path, dict, "{image path: [concept, ...]}")
     rel = imp.rel(path)
     for image, names in raw.items():
