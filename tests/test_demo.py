@@ -726,3 +726,23 @@ def test_repic_eval_model_evaluates_any_model_on_a_build_as_the_demo_does(quick,
     again, said = run_repic("eval", "model", out / "runs" / "repic-s0" / "final", out / "data", "--out",
                             tmp_path / "mine")
     assert again == 2 and "--overwrite" in said
+
+
+def test_ship_copies_a_demo_runs_repic_model_with_its_record(quick, tmp_path):
+    """``python -m repic.world.ship RUN``: what makes the shipped tiny-repic, on a quick run."""
+    from repic.inference.caption import trained_box_style
+    from repic.world.ship import main as ship_main
+
+    out, _, results = quick
+    assert ship_main([str(out), "--out", str(tmp_path / "shipped")]) == 0
+    shipped = tmp_path / "shipped"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "repic_run.json", "shipped_record.json"} <= {
+        path.name for path in shipped.iterdir()}
+    record = json.loads((shipped / "shipped_record.json").read_text(encoding="utf-8"))
+    assert record["run"] == "repic-s0" and record["training_seed"] == 0 and record["box_style"] == "list"
+    assert record["demo_results"] == next(row for row in results["per_seed"]["repic"] if row["seed"] == 0)
+    assert record["rebuild"].startswith("repic demo --out DEMO_RUN --fresh")
+    assert str(out) not in (shipped / "repic_run.json").read_text() + (shipped / "shipped_record.json").read_text()
+    assert record["recipe"]["data"]["train_file"] == "DEMO_RUN/data/train.jsonl"  # no path of this machine travels
+    assert trained_box_style(shipped) == "list"
+    assert ship_main([str(tmp_path / "nowhere")]) == 1  # no finished model: a message, not a traceback

@@ -49,11 +49,24 @@ def shipped_record(run: Path, final: Path, seed: int) -> dict[str, Any]:
         numbers = next(row for row in results["models"] if row["label"] == "repic")
     return {
         "what": "the tiny base after the demo's RePIC post-training (GRPO on OCT, VLT and ICT)",
-        "demo_run": run.name, "run": final.parent.name, "training_seed": seed, "recipe": config,
+        "demo_run": run.name, "run": final.parent.name, "training_seed": seed, "recipe": _portable(config, run),
         "box_style": config["data"]["box_style"], "demo_results": numbers,
         "demo_results_note": "evaluated by the demo on its held-out concepts, one seed on one CPU",
         "rebuild": REBUILD,
     }
+
+
+def _portable(value: Any, run: Path) -> Any:
+    """``value`` with paths inside the demo run written from ``DEMO_RUN`` (where it was trained stays here)."""
+    if isinstance(value, dict):
+        return {key: _portable(item, run) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_portable(item, run) for item in value]
+    if isinstance(value, str):
+        for root in {str(run), str(run.resolve())}:
+            if value == root or value.startswith(root + "/"):
+                return "DEMO_RUN" + value[len(root):]
+    return value
 
 
 def ship(run: Path, out: Path = SHIPPED_REPIC) -> Path:
